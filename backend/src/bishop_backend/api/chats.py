@@ -1,0 +1,104 @@
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from bishop_backend.api.deps import API_PREFIX, InfraDep, OwnedAvatar, OwnedChat, OwnedMessage, SessionDep
+from bishop_backend.errors import NotFound
+from bishop_backend.models import (
+    Chat,
+    ChatCreate,
+    ChatPublic,
+    ChatUpdate,
+    Message,
+    MessageCreate,
+    MessagePublic,
+    MessageSent,
+    ReplyStatus,
+)
+from bishop_backend.services import chats, replies
+from bishop_backend.services.downloads import object_response
+
+router = APIRouter(prefix="/avatars/{avatar_id}/chat", tags=["chats"])
+
+
+@router.post("", response_model=ChatPublic, status_code=201)
+async def create_chat(session: SessionDep, avatar: OwnedAvatar, chat_in: ChatCreate) -> Chat:
+    return await chats.create_chat(session, avatar, chat_in)
+
+
+@router.get("", response_model=list[ChatPublic])
+async def list_chats(session: SessionDep, avatar: OwnedAvatar) -> list[Chat]:
+    return await chats.list_chats(session, avatar)
+
+
+@router.get("/{chat_id}", response_model=ChatPublic)
+async def read_chat(chat: OwnedChat) -> Chat:
+    return chat
+
+
+@router.api_route("/{chat_id}", methods=["PUT", "PATCH"], response_model=ChatPublic)
+async def rename_chat(session: SessionDep, chat: OwnedChat, chat_in: ChatUpdate) -> Chat:
+    return await chats.rename_chat(session, chat, chat_in)
+
+
+@router.delete("/{chat_id}", status_code=204)
+async def delete_chat(session: SessionDep, chat: OwnedChat) -> None:
+    await chats.delete_chat(session, chat)
+
+
+@router.get("/{chat_id}/msgs", response_model=list[MessagePublic])
+async def list_messages(session: SessionDep, chat: OwnedChat) -> list[Message]:
+    return await chats.history(session, chat)
+
+
+@router.post("/{chat_id}/msgs", response_model=MessageSent, status_code=201)
+async def send_message(
+    session: SessionDep, infra: InfraDep, avatar: OwnedAvatar, chat: OwnedChat, body: MessageCreate
+) -> MessageSent:
+    message, reply = await chats.send(infra, session, avatar, chat, body.message)
+    return MessageSent(message=MessagePublic.model_validate(message), response_id=reply.id)
+
+
+@router.get("/{chat_id}/msgs/{msg_id}/response", response_model=MessagePublic)
+async def read_response(session: SessionDep, message: OwnedMessage) -> Message:
+    """The reply once its text is ready (404 until then; a failed one says why)."""
+    reply = await chats.reply_of(session, message)
+    if reply.status == ReplyStatus.FAILED:
+        return reply
+    if reply.status != ReplyStatus.READY:
+        raise NotFound("The response is not ready yet")
+    return reply
+
+
+@router.get("/{chat_id}/msgs/{msg_id}/response/stream")
+async def stream_response(
+    session: SessionDep, infra: InfraDep, avatar: OwnedAvatar, message: OwnedMessage
+) -> StreamingResponse:
+    """Server-Sent Events: `delta`..., `text`, `dub_chunk`..., `dub` (or `error`/`dub_error`)."""
+    reply = await chats.reply_of(session, message)
+    dub_url = replies.dub_path(API_PREFIX, reply, avatar.id)
+    return StreamingResponse(
+        replies.stream(infra, reply.id, dub_url),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/{chat_id}/msgs/{msg_id}/response/dub", response_class=StreamingResponse)
+async def download_dub(session: SessionDep, infra: InfraDep, message: OwnedMessage) -> StreamingResponse:
+    """The voiced reply as audio/wav (404 until ready)."""
+    reply = await chats.reply_of(session, message)
+    if reply.dub_status != ReplyStatus.READY or reply.dub_key is None:
+        raise NotFound("The dub is not ready yet")
+    return await object_response(infra.storage, reply.dub_key, "audio/wav")
+
+
+@router.get("/{chat_id}/msgs/{msg_id}/response/dub/{index}", response_class=StreamingResponse)
+async def download_dub_chunk(
+    session: SessionDep, infra: InfraDep, message: OwnedMessage, index: int
+) -> StreamingResponse:
+    """One sentence of the dub, available before the whole dub is ready."""
+    reply = await chats.reply_of(session, message)
+    key = (await infra.state.get_fields(replies.dub_chunks_key(reply.id))).get(str(index))
+    if key is None:
+        raise NotFound("No such dub chunk")
+    return await object_response(infra.storage, key, "audio/wav")

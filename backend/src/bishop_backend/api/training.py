@@ -1,0 +1,83 @@
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from bishop_backend.errors import NotFound
+from bishop_backend.api.deps import API_PREFIX, InfraDep, OwnedAvatar, OwnedMaterial, SessionDep
+from bishop_backend.models import MaterialPublic, TrainingRun, TrainingRunPublic, TrainingStatus
+from bishop_backend.services import materials, training
+from bishop_backend.services.downloads import object_response
+from bishop_backend.services.uploads import read_form
+
+router = APIRouter(prefix="/avatars/{avatar_id}/train", tags=["training"])
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["type", "file"],
+                    "properties": {
+                        "type": {"type": "string", "enum": list(materials.MATERIAL_TYPES)},
+                        "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post("", response_model=list[MaterialPublic], status_code=201, openapi_extra=UPLOAD_BODY)
+async def upload_materials(
+    request: Request, session: SessionDep, infra: InfraDep, avatar: OwnedAvatar
+) -> list[MaterialPublic]:
+    """Upload one or more files of one `type`: `basic` (text is extracted) or `voice_synthesis`."""
+    settings = infra.settings
+    form = await read_form(
+        request, max_bytes=settings.max_upload_bytes, max_files=settings.max_files_per_upload
+    )
+    try:
+        stored = await materials.upload(infra, session, avatar, form)
+    finally:
+        await form.close()
+    return [materials.public(m, API_PREFIX) for m in stored]
+
+
+@router.get("/materials", response_model=list[MaterialPublic])
+async def list_materials(session: SessionDep, avatar: OwnedAvatar) -> list[MaterialPublic]:
+    return [materials.public(m, API_PREFIX) for m in await materials.list_materials(session, avatar)]
+
+
+@router.get("/materials/{material_id}/download", response_class=StreamingResponse)
+async def download_material(infra: InfraDep, material: OwnedMaterial) -> StreamingResponse:
+    return await object_response(infra.storage, material.storage_key, material.content_type, material.filename)
+
+
+@router.get("/materials/{material_id}/transcript", response_class=StreamingResponse)
+async def download_transcript(infra: InfraDep, material: OwnedMaterial) -> StreamingResponse:
+    if material.transcript_key is None:
+        raise NotFound("This material has no transcript yet")
+    return await object_response(infra.storage, material.transcript_key, "text/plain; charset=utf-8")
+
+
+@router.delete("/materials/{material_id}", status_code=204)
+async def delete_material(session: SessionDep, infra: InfraDep, material: OwnedMaterial) -> None:
+    await materials.delete_material(infra, session, material)
+
+
+@router.post("/start", response_model=TrainingRunPublic, status_code=202)
+async def start_training(session: SessionDep, infra: InfraDep, avatar: OwnedAvatar) -> TrainingRun:
+    """Queue training on the processed materials; 409 while a run is queued or training."""
+    return await training.start(infra, session, avatar)
+
+
+@router.post("/stop", response_model=TrainingRunPublic)
+async def stop_training(session: SessionDep, infra: InfraDep, avatar: OwnedAvatar) -> TrainingRun:
+    return await training.stop(infra, session, avatar)
+
+
+@router.get("/status", response_model=TrainingStatus)
+async def training_status(session: SessionDep, avatar: OwnedAvatar) -> TrainingStatus:
+    return await training.status(session, avatar)

@@ -1,0 +1,48 @@
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.security import OAuth2PasswordRequestForm
+from sqlmodel import col, select
+
+from bishop_backend.api.deps import CurrentSuperuser, CurrentUser, InfraDep, SessionDep
+from bishop_backend.models import Token, User, UserCreate, UserPublic, UserSignup
+from bishop_backend.security import create_access_token
+from bishop_backend.services import users
+
+router = APIRouter(tags=["users"])
+
+
+@router.post("/users/signup", response_model=UserPublic, status_code=201)
+async def signup(session: SessionDep, user_in: UserSignup) -> User:
+    return await users.create_user(session, UserCreate.model_validate(user_in))
+
+
+@router.get("/users/me", response_model=UserPublic)
+async def read_me(user: CurrentUser) -> User:
+    return user
+
+
+@router.post("/users", response_model=UserPublic, status_code=201)
+async def create_user(session: SessionDep, _: CurrentSuperuser, user_in: UserCreate) -> User:
+    return await users.create_user(session, user_in)
+
+
+@router.get("/users", response_model=list[UserPublic])
+async def list_users(session: SessionDep, _: CurrentSuperuser, skip: int = 0, limit: int = 100) -> list[User]:
+    query = select(User).order_by(col(User.created_at)).offset(skip).limit(min(limit, 500))
+    return list((await session.exec(query)).all())
+
+
+@router.post("/login/access-token")
+async def login(
+    session: SessionDep, infra: InfraDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+) -> Token:
+    user = await users.authenticate(session, form.username, form.password)
+    expires = infra.settings.access_token_expire_minutes
+    return Token(access_token=create_access_token(user.id, infra.secret_key, timedelta(minutes=expires)))
+
+
+@router.post("/login/test-token", response_model=UserPublic)
+async def test_token(user: CurrentUser) -> User:
+    return user

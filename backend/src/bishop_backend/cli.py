@@ -1,0 +1,68 @@
+"""`bishop`: run Bishop embedded, or manage its database.
+
+`bishop up` serves the API with SQLite, a local data folder, the in-process bus and in-process
+state, and starts in the same process every other Bishop service that is installed (each one
+registers itself under the `bishop.services` entry point group).
+"""
+
+import argparse
+import asyncio
+import logging
+import os
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import uvicorn
+
+from bishop_backend.db import create_engine
+from bishop_backend.main import create_app
+from bishop_backend.migrations import autogenerate, upgrade
+from bishop_backend.settings import Settings
+
+log = logging.getLogger("bishop")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bishop", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="run every installed service in one process (embedded mode)")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--data-dir", type=Path, default=None, help="where data is kept (default ./bishop-data)")
+    serve = commands.add_parser("serve", help="run the backend alone, configured by BISHOP_* variables")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8000)
+    db = commands.add_parser("db", help="database migrations")
+    db.add_argument("action", choices=["upgrade", "revision"])
+    db.add_argument("-m", "--message", default="schema change")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if args.command == "up":
+        if args.data_dir is not None:
+            os.environ["BISHOP_DATA_DIR"] = str(args.data_dir)
+        settings = Settings(bus_url="memory://", state_url="memory://", environment="local")
+        asyncio.run(_up(settings, args.host, args.port))
+    elif args.command == "serve":
+        uvicorn.run(create_app(), host=args.host, port=args.port, proxy_headers=True)
+    else:
+        engine = create_engine(Settings().resolved_database_url)
+        action = upgrade(engine) if args.action == "upgrade" else autogenerate(engine, args.message)
+        asyncio.run(action)
+
+
+async def _up(settings: Settings, host: str, port: int) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="info"))
+    services = [ep for ep in entry_points(group="bishop.services")]
+    tasks = [asyncio.create_task(ep.load()(), name=ep.name) for ep in services]
+    print(f"Bishop (embedded) on http://{host}:{port}  API docs: http://{host}:{port}/docs", flush=True)
+    print(f"Data folder: {settings.data_dir.resolve()}", flush=True)
+    if services:
+        print("Also running: " + ", ".join(ep.name for ep in services), flush=True)
+    try:
+        await server.serve()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

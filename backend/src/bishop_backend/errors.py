@@ -1,0 +1,45 @@
+"""Domain errors raised by services; one handler in `main` turns them into JSON responses."""
+
+
+class DomainError(Exception):
+    status_code = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class BadRequest(DomainError):
+    status_code = 400
+
+
+class Unauthorized(DomainError):
+    status_code = 401
+
+
+class Forbidden(DomainError):
+    status_code = 403
+
+
+class NotFound(DomainError):
+    status_code = 404
+
+
+class Conflict(DomainError):
+    status_code = 409
+
+
+class PayloadTooLarge(DomainError):
+    status_code = 413
+
+
+class UnsupportedMedia(DomainError):
+    status_code = 415
+
+
+class Unprocessable(DomainError):
+    status_code = 422
+
+
+class Unavailable(DomainError):
+    status_code = 503

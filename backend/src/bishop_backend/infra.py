@@ -1,0 +1,41 @@
+"""The backend's connections to the outside, built once from settings at startup."""
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bishop_backend.db import create_engine, session_factory
+from bishop_backend.settings import Settings
+from bishop_infra.bus import Bus, bus_from_url
+from bishop_infra.state import State, state_from_url
+from bishop_infra.storage import Storage, storage_from_url
+
+
+@dataclass
+class Infra:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    storage: Storage
+    bus: Bus
+    state: State
+    secret_key: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Infra":
+        engine = create_engine(settings.resolved_database_url)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=session_factory(engine),
+            storage=storage_from_url(settings.resolved_storage_url),
+            bus=bus_from_url(settings.bus_url, client_id="bishop-backend"),
+            state=state_from_url(settings.state_url),
+            secret_key=settings.resolved_secret_key,
+        )
+
+    async def close(self) -> None:
+        await self.bus.stop()
+        await self.state.close()
+        await self.engine.dispose()

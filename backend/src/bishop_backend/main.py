@@ -1,0 +1,100 @@
+"""The FastAPI app: routes, error mapping, and the infrastructure it starts and stops."""
+
+import logging
+from datetime import timedelta
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import delete
+from sqlmodel import col
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bishop_backend.api import avatars, chats, training, users, utils
+from bishop_backend.api.deps import API_PREFIX
+from bishop_backend.errors import DomainError
+from bishop_backend.infra import Infra
+from bishop_backend.migrations import upgrade
+from bishop_backend.models import ProcessedEvent
+from bishop_backend.models.common import utcnow
+from bishop_backend.services.orchestrator import Orchestrator
+from bishop_backend.services.users import ensure_superuser
+from bishop_backend.settings import Settings, get_settings
+
+log = logging.getLogger("bishop.backend")
+# Event ids are kept long enough to outlast any redelivery, then pruned at startup.
+PROCESSED_EVENT_RETENTION_DAYS = 14
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        infra = Infra.from_settings(settings)
+        if settings.migrate_on_start:
+            await upgrade(infra.engine)
+        await infra.storage.ensure_ready()
+        await _prepare(infra)
+        Orchestrator(infra).subscribe()
+        await infra.bus.start()
+        app.state.infra = infra
+        try:
+            yield
+        finally:
+            await infra.close()
+
+    app = FastAPI(
+        title="Bishop",
+        summary="Trainable digital avatars: the orchestrator API",
+        version="0.1.0",
+        lifespan=lifespan,
+        redirect_slashes=False,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
+    for module in (users, avatars, chats, training, utils):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(IgnoreTrailingSlash)
+    return app
+
+
+async def _prepare(infra: Infra) -> None:
+    async with infra.sessions() as session:
+        cutoff = utcnow() - timedelta(days=PROCESSED_EVENT_RETENTION_DAYS)
+        await session.exec(delete(ProcessedEvent).where(col(ProcessedEvent.processed_at) < cutoff))
+        await session.commit()
+        s = infra.settings
+        if s.first_superuser_email and s.first_superuser_password:
+            await ensure_superuser(session, s.first_superuser_email, s.first_superuser_password)
+
+
+async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+class IgnoreTrailingSlash:
+    """`/avatars` and `/avatars/` are the same route: the thesis and clients use both."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            scope = {**scope, "path": path.rstrip("/")}
+        await self.app(scope, receive, send)
+

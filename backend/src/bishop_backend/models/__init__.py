@@ -1,0 +1,67 @@
+"""Database tables and the API's data models."""
+
+from bishop_backend.models.avatar import (
+    Avatar,
+    AvatarCreate,
+    AvatarPublic,
+    AvatarStatus,
+    AvatarUpdate,
+)
+from bishop_backend.models.chat import (
+    Chat,
+    ChatCreate,
+    ChatPublic,
+    ChatUpdate,
+    Message,
+    MessageCreate,
+    MessagePublic,
+    MessageRole,
+    MessageSent,
+    ReplyStatus,
+)
+from bishop_backend.models.event import ProcessedEvent
+from bishop_backend.models.material import Material, MaterialPublic, MaterialStatus
+from bishop_backend.models.training import (
+    AdapterVersion,
+    AdapterVersionPublic,
+    ActiveVersionUpdate,
+    RunStatus,
+    TrainingRun,
+    TrainingRunPublic,
+    TrainingStatus,
+)
+from bishop_backend.models.user import Token, User, UserCreate, UserPublic, UserSignup
+
+__all__ = [
+    "ActiveVersionUpdate",
+    "AdapterVersion",
+    "AdapterVersionPublic",
+    "Avatar",
+    "AvatarCreate",
+    "AvatarPublic",
+    "AvatarStatus",
+    "AvatarUpdate",
+    "Chat",
+    "ChatCreate",
+    "ChatPublic",
+    "ChatUpdate",
+    "Material",
+    "MaterialPublic",
+    "MaterialStatus",
+    "Message",
+    "MessageCreate",
+    "MessagePublic",
+    "MessageRole",
+    "MessageSent",
+    "ProcessedEvent",
+    "ReplyStatus",
+    "RunStatus",
+    "Token",
+    "TrainingRun",
+    "TrainingRunPublic",
+    "TrainingStatus",
+    "User",
+    "UserCreate",
+    "UserPublic",
+    "UserSignup",
+]

@@ -1,0 +1,60 @@
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel import Field, SQLModel
+
+from bishop_backend.models.common import created_field, id_field, owner_field
+
+
+class AvatarStatus(StrEnum):
+    AVAILABLE = "available"
+    QUEUED = "queued"
+    TRAINING = "training"
+    FAILED = "failed"
+
+
+class Persona(SQLModel):
+    """How the avatar presents itself; sent with every reply request."""
+
+    description: str = Field(default="", max_length=4000)
+    personality: str = Field(default="", max_length=4000)
+    scenario: str = Field(default="", max_length=4000)
+    greeting: str = Field(default="", max_length=2000)
+    instructions: str = Field(default="", max_length=8000)
+    language: str = Field(default="ru", min_length=2, max_length=8)
+
+
+class AvatarBase(Persona):
+    name: str = Field(min_length=1, max_length=255)
+
+
+class Avatar(AvatarBase, table=True):
+    id: uuid.UUID = id_field()
+    owner_id: uuid.UUID = owner_field("user")
+    status: str = Field(default=AvatarStatus.AVAILABLE, max_length=16)
+    status_detail: str | None = Field(default=None, max_length=2000)
+    active_version_id: uuid.UUID | None = None
+    created_at: datetime = created_field()
+
+
+class AvatarCreate(AvatarBase):
+    pass
+
+
+class AvatarUpdate(SQLModel):
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    description: str | None = Field(default=None, max_length=4000)
+    personality: str | None = Field(default=None, max_length=4000)
+    scenario: str | None = Field(default=None, max_length=4000)
+    greeting: str | None = Field(default=None, max_length=2000)
+    instructions: str | None = Field(default=None, max_length=8000)
+    language: str | None = Field(default=None, min_length=2, max_length=8)
+
+
+class AvatarPublic(AvatarBase):
+    id: uuid.UUID
+    status: AvatarStatus
+    status_detail: str | None
+    active_version_id: uuid.UUID | None
+    created_at: datetime

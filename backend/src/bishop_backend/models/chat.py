@@ -1,0 +1,82 @@
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+from bishop_backend.models.common import created_field, id_field, owner_field
+
+
+class MessageRole(StrEnum):
+    USER = "user"
+    AVATAR = "avatar"
+
+
+class ReplyStatus(StrEnum):
+    """State of an avatar's reply text, and separately of its dub."""
+
+    NONE = "none"
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class ChatCreate(SQLModel):
+    title: str = Field(min_length=1, max_length=255)
+
+
+class ChatUpdate(ChatCreate):
+    pass
+
+
+class Chat(ChatCreate, table=True):
+    id: uuid.UUID = id_field()
+    avatar_id: uuid.UUID = owner_field("avatar")
+    created_at: datetime = created_field()
+
+
+class ChatPublic(ChatCreate):
+    id: uuid.UUID
+    avatar_id: uuid.UUID
+    created_at: datetime
+
+
+class MessageCreate(SQLModel):
+    message: str = Field(min_length=1, max_length=8000)
+
+
+class Message(SQLModel, table=True):
+    id: uuid.UUID = id_field()
+    chat_id: uuid.UUID = owner_field("chat")
+    role: str = Field(max_length=8)
+    text: str = ""
+    reply_to_id: uuid.UUID | None = Field(default=None, index=True)
+    status: str = Field(default=ReplyStatus.READY, max_length=8)
+    error: str | None = Field(default=None, max_length=2000)
+    dub_status: str = Field(default=ReplyStatus.NONE, max_length=8)
+    dub_key: str | None = Field(default=None, max_length=1024)
+    adapter_version_id: uuid.UUID | None = None
+    passage_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = created_field()
+
+
+class MessagePublic(SQLModel):
+    id: uuid.UUID
+    chat_id: uuid.UUID
+    role: MessageRole
+    text: str
+    reply_to_id: uuid.UUID | None
+    status: ReplyStatus
+    error: str | None
+    dub_status: ReplyStatus
+    adapter_version_id: uuid.UUID | None
+    passage_ids: list[str]
+    created_at: datetime
+
+
+class MessageSent(SQLModel):
+    """Answer to sending a message: the stored message and where its reply will appear."""
+
+    message: MessagePublic
+    response_id: uuid.UUID

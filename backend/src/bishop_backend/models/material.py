@@ -1,0 +1,40 @@
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel import Field, SQLModel
+
+from bishop_backend.models.common import created_field, id_field, owner_field
+
+
+class MaterialStatus(StrEnum):
+    UPLOADED = "uploaded"
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+    FAILED = "failed"
+
+
+class MaterialBase(SQLModel):
+    type: str = Field(max_length=16)
+    kind: str = Field(max_length=16)
+    filename: str = Field(max_length=255)
+    content_type: str = Field(max_length=128)
+    size: int
+    status: str = Field(default=MaterialStatus.UPLOADED, max_length=16)
+    status_detail: str | None = Field(default=None, max_length=2000)
+
+
+class Material(MaterialBase, table=True):
+    id: uuid.UUID = id_field()
+    avatar_id: uuid.UUID = owner_field("avatar")
+    storage_key: str = Field(max_length=1024)
+    transcript_key: str | None = Field(default=None, max_length=1024)
+    created_at: datetime = created_field()
+
+
+class MaterialPublic(MaterialBase):
+    id: uuid.UUID
+    avatar_id: uuid.UUID
+    url: str
+    has_transcript: bool
+    created_at: datetime

@@ -1,0 +1,111 @@
+"""Chats and messages: sending a message asks the text worker for a reply."""
+
+import uuid
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bishop_backend.errors import NotFound, Unavailable
+from bishop_backend.infra import Infra
+from bishop_backend.models import (
+    AdapterVersion,
+    Avatar,
+    Chat,
+    ChatCreate,
+    ChatUpdate,
+    Message,
+    MessageRole,
+    ReplyStatus,
+)
+from bishop_contracts.events import InferenceResponse, Persona, Turn
+from bishop_contracts.topics import Topic
+
+
+async def list_chats(session: AsyncSession, avatar: Avatar) -> list[Chat]:
+    query = select(Chat).where(Chat.avatar_id == avatar.id).order_by(col(Chat.created_at))
+    return list((await session.exec(query)).all())
+
+
+async def create_chat(session: AsyncSession, avatar: Avatar, chat_in: ChatCreate) -> Chat:
+    chat = Chat.model_validate(chat_in, update={"avatar_id": avatar.id})
+    session.add(chat)
+    await session.commit()
+    return chat
+
+
+async def rename_chat(session: AsyncSession, chat: Chat, chat_in: ChatUpdate) -> Chat:
+    chat.title = chat_in.title
+    session.add(chat)
+    await session.commit()
+    return chat
+
+
+async def delete_chat(session: AsyncSession, chat: Chat) -> None:
+    await session.delete(chat)
+    await session.commit()
+
+
+async def history(session: AsyncSession, chat: Chat, limit: int | None = None) -> list[Message]:
+    """The chat's messages, oldest first; the last `limit` of them if given."""
+    query = select(Message).where(Message.chat_id == chat.id)
+    if limit is None:
+        return list((await session.exec(query.order_by(col(Message.created_at)))).all())
+    newest = (await session.exec(query.order_by(col(Message.created_at).desc()).limit(limit))).all()
+    return list(reversed(newest))
+
+
+async def send(infra: Infra, session: AsyncSession, avatar: Avatar, chat: Chat, text: str) -> tuple[Message, Message]:
+    """Store the user's message and a pending reply, then request the reply."""
+    turns = [
+        Turn(role=m.role, text=m.text)  # type: ignore[arg-type]
+        for m in await history(session, chat, infra.settings.chat_history_turns)
+        if m.status == ReplyStatus.READY
+    ]
+    message = Message(chat_id=chat.id, role=MessageRole.USER, text=text)
+    reply = Message(chat_id=chat.id, role=MessageRole.AVATAR, reply_to_id=message.id, status=ReplyStatus.PENDING)
+    session.add_all([message, reply])
+    await session.commit()
+
+    version = await session.get(AdapterVersion, avatar.active_version_id) if avatar.active_version_id else None
+    event = InferenceResponse(
+        message_id=reply.id,
+        text=text,
+        avatar_id=avatar.id,
+        chat_id=chat.id,
+        persona=Persona.model_validate(avatar, from_attributes=True),
+        history=turns,
+        adapter_url=version.adapter_key if version else None,
+        adapter_version_id=version.id if version else None,
+    )
+    try:
+        await infra.bus.publish(Topic.LLM_INFERENCE, event)
+    except Exception as exc:
+        reply.status = ReplyStatus.FAILED
+        reply.error = "the text worker could not be reached"
+        session.add(reply)
+        await session.commit()
+        raise Unavailable("The message is saved, but no reply could be requested: the bus is unavailable") from exc
+    return message, reply
+
+
+async def reply_of(session: AsyncSession, message: Message) -> Message:
+    """The avatar's reply to `message`, or `message` itself when it is a reply."""
+    if message.role == MessageRole.AVATAR:
+        return message
+    query = select(Message).where(Message.reply_to_id == message.id)
+    reply = (await session.exec(query)).first()
+    if reply is None:
+        raise NotFound("This message has no reply")
+    return reply
+
+
+async def load_reply(session: AsyncSession, reply_id: uuid.UUID) -> tuple[Message, Avatar] | None:
+    """A reply with the avatar it belongs to (for handlers, which have no user to check)."""
+    query = (
+        select(Message, Avatar)
+        .join(Chat, col(Chat.id) == col(Message.chat_id))
+        .join(Avatar, col(Avatar.id) == col(Chat.avatar_id))
+        .where(Message.id == reply_id, Message.role == MessageRole.AVATAR)
+    )
+    row = (await session.exec(query)).first()
+    return (row[0], row[1]) if row else None

@@ -1,0 +1,121 @@
+"""Training materials: upload (checked by content), list, download, delete."""
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass
+from typing import get_args
+
+from starlette.datastructures import FormData, UploadFile
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bishop_backend.errors import Unavailable, UnsupportedMedia, Unprocessable
+from bishop_backend.infra import Infra
+from bishop_backend.keys import material_key
+from bishop_backend.models import Avatar, Material, MaterialPublic
+from bishop_backend.services.sniff import FileType, detect
+from bishop_contracts.events import MaterialType, MaterialUploaded
+from bishop_contracts.topics import Topic
+
+MATERIAL_TYPES: tuple[str, ...] = get_args(MaterialType)
+VOICE_KINDS = ("audio", "video")
+
+
+@dataclass
+class _Checked:
+    upload: UploadFile
+    filetype: FileType
+
+
+def public(material: Material, api_prefix: str) -> MaterialPublic:
+    url = f"{api_prefix}/avatars/{material.avatar_id}/train/materials/{material.id}/download"
+    return MaterialPublic.model_validate(
+        material, update={"url": url, "has_transcript": material.transcript_key is not None}
+    )
+
+
+async def list_materials(session: AsyncSession, avatar: Avatar) -> list[Material]:
+    query = select(Material).where(Material.avatar_id == avatar.id).order_by(col(Material.created_at))
+    return list((await session.exec(query)).all())
+
+
+async def upload(infra: Infra, session: AsyncSession, avatar: Avatar, form: FormData) -> list[Material]:
+    """Store every file of the form or none of them, then tell the workers."""
+    material_type = form.get("type")
+    if material_type not in MATERIAL_TYPES:
+        raise Unprocessable(f"type must be one of {', '.join(MATERIAL_TYPES)}")
+    files = [f for f in form.getlist("file") if isinstance(f, UploadFile)]
+    if not files:
+        raise Unprocessable("attach at least one file in the `file` field")
+    checked = [_check(f, str(material_type)) for f in files]
+
+    materials: list[Material] = []
+    try:
+        for item in checked:
+            material = _new_material(avatar, str(material_type), item)
+            await infra.storage.put_stream(
+                material.storage_key, item.upload.file, material.size, material.content_type
+            )
+            materials.append(material)
+        session.add_all(materials)
+        await session.commit()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*(infra.storage.delete(m.storage_key) for m in materials))
+        raise
+    await _announce(infra, avatar, materials)
+    return materials
+
+
+def _check(upload: UploadFile, material_type: str) -> _Checked:
+    name = upload.filename or "file"
+    if not upload.size:
+        raise Unprocessable(f"{name}: the file is empty")
+    filetype = detect(name, upload.file)
+    if material_type == "voice_synthesis" and filetype.kind not in VOICE_KINDS:
+        raise UnsupportedMedia(f"{name}: a voice sample must be audio or video, not {filetype.kind}")
+    return _Checked(upload, filetype)
+
+
+def _new_material(avatar: Avatar, material_type: str, item: _Checked) -> Material:
+    material_id = uuid.uuid4()
+    ft = item.filetype
+    return Material(
+        id=material_id,
+        avatar_id=avatar.id,
+        type=material_type,
+        kind=ft.kind,
+        filename=(item.upload.filename or f"file.{ft.ext}")[:255],
+        content_type=ft.content_type,
+        size=item.upload.size or 0,
+        storage_key=material_key(avatar.owner_id, avatar.id, ft.kind, material_id, ft.ext),
+    )
+
+
+async def _announce(infra: Infra, avatar: Avatar, materials: list[Material]) -> None:
+    for m in materials:
+        event = MaterialUploaded(
+            avatar_id=avatar.id,
+            material_id=m.id,
+            type=m.type,  # type: ignore[arg-type]
+            kind=m.kind,
+            url=m.storage_key,
+            filename=m.filename,
+            language=avatar.language,
+        )
+        try:
+            await infra.bus.publish(Topic.MATERIALS, event)
+        except Exception as exc:
+            raise Unavailable(
+                f"{m.filename} is stored but could not be sent for processing (bus unavailable); "
+                "delete it and upload it again"
+            ) from exc
+
+
+async def delete_material(infra: Infra, session: AsyncSession, material: Material) -> None:
+    keys = [k for k in (material.storage_key, material.transcript_key) if k]
+    await session.delete(material)
+    await session.commit()
+    for key in keys:
+        await infra.storage.delete(key)

@@ -1,0 +1,283 @@
+"""What the backend does with the workers' events. Each handler runs at most once per event id:
+the id is recorded in the same transaction as the handler's changes. Events the handler emits
+get ids derived from the cause, so a redelivered cause re-emits the same events, which their
+consumers ignore as duplicates."""
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bishop_backend.infra import Infra
+from bishop_backend.keys import avatar_prefix, dub_key
+from bishop_backend.models import (
+    AdapterVersion,
+    Avatar,
+    AvatarStatus,
+    Material,
+    MaterialStatus,
+    Message,
+    ProcessedEvent,
+    ReplyStatus,
+    RunStatus,
+    TrainingRun,
+)
+from bishop_backend.models.training import ACTIVE_RUN_STATUSES
+from bishop_backend.services import replies
+from bishop_backend.services.chats import load_reply
+from bishop_backend.services.training import end_run
+from bishop_contracts import events as ev
+from bishop_contracts.events import derive_event_id
+from bishop_contracts.topics import Topic
+
+log = logging.getLogger("bishop.orchestrator")
+
+BACKEND_TOPICS = (
+    Topic.SAVE_RESPONSE,
+    Topic.RESPONSE_DELTA,
+    Topic.SAVE_RESPONSE_DUB,
+    Topic.TRAIN_STATUS,
+    Topic.MATERIAL_STATUS,
+    Topic.WORKER_HEALTH,
+)
+WORKER_SEEN_TTL = 120.0
+
+Notes = list[tuple[Any, str, dict[str, Any]]]
+DbHandler = Callable[[Infra, AsyncSession, Any, Notes], Awaitable[None]]
+
+
+class Orchestrator:
+    def __init__(self, infra: Infra) -> None:
+        self.infra = infra
+
+    def subscribe(self) -> None:
+        self.infra.bus.subscribe(self.infra.settings.consumer_group, BACKEND_TOPICS, self.handle)
+
+    async def handle(self, event: ev.Event) -> None:
+        if isinstance(event, ev.ResponseDelta):
+            await self._delta(event)
+        elif isinstance(event, ev.DubChunk):
+            await self._dub_chunk(event)
+        elif isinstance(event, ev.WorkerHealth):
+            await self.infra.state.set_value(
+                f"worker:{event.worker}", event.model_dump_json(), WORKER_SEEN_TTL
+            )
+        elif (handler := DB_HANDLERS.get(type(event))) is not None:
+            await self._once(event, handler)
+        else:
+            log.info("no backend handler for %s", event.event)
+
+    async def _once(self, event: ev.Event, handler: DbHandler) -> None:
+        notes: Notes = []
+        async with self.infra.sessions() as session:
+            if await session.get(ProcessedEvent, event.event_id) is not None:
+                log.info("duplicate %s %s ignored", event.event, event.event_id)
+                return
+            await handler(self.infra, session, event, notes)
+            session.add(ProcessedEvent(event_id=event.event_id, event=event.event))
+            try:
+                await session.commit()
+            except IntegrityError:  # the same event, handled concurrently, committed first
+                await session.rollback()
+                return
+        for reply_id, kind, data in notes:
+            await replies.notify(self.infra, reply_id, kind, **data)
+
+    async def _delta(self, event: ev.ResponseDelta) -> None:
+        # The index makes a redelivered delta rewrite the same field: no id bookkeeping needed.
+        key = replies.deltas_key(event.message_id)
+        await self.infra.state.put_field(key, str(event.index), event.text, replies.DELTAS_TTL)
+        await replies.notify(self.infra, event.message_id, "delta", index=event.index, text=event.text)
+
+    async def _dub_chunk(self, event: ev.DubChunk) -> None:
+        async with self.infra.sessions() as session:
+            found = await load_reply(session, event.message_id)
+        if found is None or not _under(found[1], event.chunk_url):
+            log.warning("dub chunk for unknown reply or outside its avatar: %s", event.event_id)
+            return
+        key = replies.dub_chunks_key(event.message_id)
+        await self.infra.state.put_field(key, str(event.index), event.chunk_url, replies.DELTAS_TTL)
+        await replies.notify(self.infra, event.message_id, "dub_chunk", index=event.index)
+
+
+def _under(avatar: Avatar, key: str) -> bool:
+    """Workers may only point at objects of the avatar the event concerns."""
+    return key.startswith(avatar_prefix(avatar.owner_id, avatar.id)) and ".." not in key
+
+
+async def _save_response(infra: Infra, session: AsyncSession, event: ev.SaveResponse, notes: Notes) -> None:
+    found = await load_reply(session, event.message_id)
+    if found is None:
+        log.warning("save_response for unknown reply %s", event.message_id)
+        return
+    reply, avatar = found
+    if reply.status == ReplyStatus.READY:
+        return
+    reply.text = event.generated_text
+    reply.status = ReplyStatus.READY
+    reply.error = None
+    reply.passage_ids = event.passage_ids
+    reply.adapter_version_id = event.adapter_version_id
+    reply.dub_status = ReplyStatus.PENDING
+    session.add(reply)
+    await infra.bus.publish(
+        Topic.SOUND_INFERENCE,
+        ev.SoundInference(
+            event_id=derive_event_id(event.event_id, "sound_inference"),
+            storage_url=dub_key(avatar.owner_id, avatar.id, reply.id),
+            base_voice_url=await _voice_sample(session, avatar),
+            message_id=reply.id,
+            text=reply.text,
+            avatar_id=avatar.id,
+            language=avatar.language,
+        ),
+    )
+    notes.append((reply.id, "text", {"text": reply.text, "passage_ids": reply.passage_ids}))
+
+
+async def _voice_sample(session: AsyncSession, avatar: Avatar) -> str | None:
+    """The newest usable voice sample: the sound worker clones the voice from it."""
+    query = (
+        select(Material.storage_key)
+        .where(
+            Material.avatar_id == avatar.id,
+            Material.type == "voice_synthesis",
+            Material.status != MaterialStatus.FAILED,
+        )
+        .order_by(col(Material.created_at).desc())
+        .limit(1)
+    )
+    return (await session.exec(query)).first()
+
+
+async def _response_failed(infra: Infra, session: AsyncSession, event: ev.ResponseFailed, notes: Notes) -> None:
+    found = await load_reply(session, event.message_id)
+    if found is None or found[0].status == ReplyStatus.READY:
+        return
+    reply = found[0]
+    reply.status = ReplyStatus.FAILED
+    reply.error = event.reason[:2000]
+    session.add(reply)
+    notes.append((reply.id, "error", {"reason": reply.error}))
+
+
+async def _save_dub(infra: Infra, session: AsyncSession, event: ev.SaveResponseDub, notes: Notes) -> None:
+    found = await load_reply(session, event.message_id)
+    if found is None or not _under(found[1], event.dub_url):
+        log.warning("dub for unknown reply or outside its avatar: %s", event.event_id)
+        return
+    reply = found[0]
+    reply.dub_key = event.dub_url
+    reply.dub_status = ReplyStatus.READY
+    if event.generated_text and reply.status != ReplyStatus.READY:
+        reply.text = event.generated_text
+        reply.status = ReplyStatus.READY
+    session.add(reply)
+    notes.append((reply.id, "dub", {}))
+
+
+async def _dub_failed(infra: Infra, session: AsyncSession, event: ev.DubFailed, notes: Notes) -> None:
+    found = await load_reply(session, event.message_id)
+    if found is None or found[0].dub_status == ReplyStatus.READY:
+        return
+    reply = found[0]
+    reply.dub_status = ReplyStatus.FAILED
+    reply.error = event.reason[:2000]
+    session.add(reply)
+    notes.append((reply.id, "dub_error", {"reason": reply.error}))
+
+
+async def _active_run(session: AsyncSession, event: Any) -> tuple[TrainingRun, Avatar] | None:
+    """The run an event reports on, if it is still the avatar's live run; events of a run the
+    user stopped, or that already ended, change nothing."""
+    run = await session.get(TrainingRun, event.run_id)
+    if run is None or run.avatar_id != event.avatar_id or run.status not in ACTIVE_RUN_STATUSES:
+        log.info("%s for run %s that is not active; ignored", event.event, event.run_id)
+        return None
+    avatar = await session.get(Avatar, run.avatar_id)
+    return (run, avatar) if avatar else None
+
+
+async def _train_progress(infra: Infra, session: AsyncSession, event: ev.TrainProgress, notes: Notes) -> None:
+    if (found := await _active_run(session, event)) is None:
+        return
+    run, avatar = found
+    if run.step > event.step:  # an older report arriving late
+        return
+    run.sqlmodel_update(event.model_dump(include={"step", "total_steps", "loss", "eval_loss", "tokens_per_second", "eta_seconds"}))
+    run.status = RunStatus.TRAINING
+    avatar.status = AvatarStatus.TRAINING
+    session.add_all([run, avatar])
+
+
+async def _train_finished(infra: Infra, session: AsyncSession, event: ev.TrainFinished, notes: Notes) -> None:
+    if (found := await _active_run(session, event)) is None:
+        return
+    run, avatar = found
+    if not _under(avatar, event.adapter_url):
+        end_run(session, run, avatar, RunStatus.FAILED, "the adapter was stored outside the avatar")
+        return
+    count = (await session.exec(select(func.count()).where(AdapterVersion.avatar_id == avatar.id))).one()
+    version = AdapterVersion(
+        avatar_id=avatar.id,
+        run_id=run.id,
+        number=count + 1,
+        adapter_key=event.adapter_url,
+        dataset_version=event.dataset_version,
+        metrics=event.metrics,
+        config=json.loads(json.dumps(event.config, default=str)),
+    )
+    session.add(version)
+    avatar.active_version_id = version.id
+    end_run(session, run, avatar, RunStatus.FINISHED, None)
+
+
+async def _train_failed(infra: Infra, session: AsyncSession, event: ev.TrainFailed, notes: Notes) -> None:
+    if (found := await _active_run(session, event)) is not None:
+        end_run(session, *found, RunStatus.FAILED, event.reason[:2000])
+
+
+async def _train_stopped(infra: Infra, session: AsyncSession, event: ev.TrainStopped, notes: Notes) -> None:
+    if (found := await _active_run(session, event)) is not None:
+        end_run(session, *found, RunStatus.STOPPED, None)
+
+
+async def _material_event(infra: Infra, session: AsyncSession, event: Any, notes: Notes) -> None:
+    material = await session.get(Material, event.material_id)
+    if material is None or material.avatar_id != event.avatar_id:
+        return  # deleted meanwhile
+    if material.status in (MaterialStatus.PROCESSED, MaterialStatus.FAILED) and isinstance(event, ev.MaterialProcessing):
+        return  # a late "started" after the outcome
+    if isinstance(event, ev.MaterialProcessing):
+        material.status = MaterialStatus.PROCESSING
+    elif isinstance(event, ev.MaterialProcessed):
+        avatar = await session.get(Avatar, material.avatar_id)
+        if event.transcript_url and avatar and not _under(avatar, event.transcript_url):
+            log.warning("transcript outside its avatar ignored: %s", event.event_id)
+            return
+        material.status = MaterialStatus.PROCESSED
+        material.status_detail = None
+        material.transcript_key = event.transcript_url
+    else:
+        material.status = MaterialStatus.FAILED
+        material.status_detail = event.reason[:2000]
+    session.add(material)
+
+
+DB_HANDLERS: dict[type[ev.Event], DbHandler] = {
+    ev.SaveResponse: _save_response,
+    ev.ResponseFailed: _response_failed,
+    ev.SaveResponseDub: _save_dub,
+    ev.DubFailed: _dub_failed,
+    ev.TrainProgress: _train_progress,
+    ev.TrainFinished: _train_finished,
+    ev.TrainFailed: _train_failed,
+    ev.TrainStopped: _train_stopped,
+    ev.MaterialProcessing: _material_event,
+    ev.MaterialProcessed: _material_event,
+    ev.MaterialFailed: _material_event,
+}

@@ -1,0 +1,107 @@
+"""A reply as a stream of Server-Sent Events: deltas, then the final text, then the dub.
+
+Handlers of worker events `notify` a per-reply channel in the shared state; a stream subscribes
+first and reads what is stored second, so it misses nothing and skips what it already sent.
+"""
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from bishop_backend.infra import Infra
+from bishop_backend.models import Message, ReplyStatus
+
+DELTAS_TTL = 3600.0
+FINAL = {"error", "dub", "dub_error"}
+
+
+def channel(reply_id: uuid.UUID) -> str:
+    return f"reply:{reply_id}"
+
+
+def deltas_key(reply_id: uuid.UUID) -> str:
+    return f"reply:{reply_id}:deltas"
+
+
+def dub_chunks_key(reply_id: uuid.UUID) -> str:
+    return f"reply:{reply_id}:dub-chunks"
+
+
+async def notify(infra: Infra, reply_id: uuid.UUID, kind: str, **data: Any) -> None:
+    await infra.state.publish(channel(reply_id), json.dumps({"type": kind, **data}))
+
+
+def dub_path(api_prefix: str, reply: Message, avatar_id: uuid.UUID) -> str:
+    return f"{api_prefix}/avatars/{avatar_id}/chat/{reply.chat_id}/msgs/{reply.id}/response/dub/"
+
+
+def sse(kind: str, data: dict[str, Any]) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def stream(infra: Infra, reply_id: uuid.UUID, dub_url: str) -> AsyncIterator[str]:
+    settings = infra.settings
+    deadline = time.monotonic() + settings.reply_stream_timeout
+    async with infra.state.subscribe(channel(reply_id)) as live:
+        async with infra.sessions() as session:
+            reply = await session.get(Message, reply_id)
+        if reply is None:
+            yield sse("error", {"reason": "the reply was deleted"})
+            return
+        sent_deltas: set[int] = set()
+        text_sent = False
+        chunks_sent: set[int] = set()
+
+        if reply.status == ReplyStatus.FAILED:
+            yield sse("error", {"reason": reply.error or "generation failed"})
+            return
+        if reply.status == ReplyStatus.READY:
+            text_sent = True
+            yield sse("text", {"text": reply.text, "passage_ids": reply.passage_ids})
+        else:
+            stored = await infra.state.get_fields(deltas_key(reply_id))
+            for index in sorted(int(i) for i in stored):
+                sent_deltas.add(index)
+                yield sse("delta", {"index": index, "text": stored[str(index)]})
+        if reply.dub_status == ReplyStatus.READY:
+            yield sse("dub", {"url": dub_url})
+            return
+        if reply.dub_status == ReplyStatus.FAILED:
+            yield sse("dub_error", {"reason": reply.error or "voicing failed"})
+            return
+        chunks = await infra.state.get_fields(dub_chunks_key(reply_id))
+        for index in sorted(int(i) for i in chunks):
+            chunks_sent.add(index)
+            yield sse("dub_chunk", {"index": index, "url": f"{dub_url}{index}"})
+
+        messages = aiter(live)
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                raw = await asyncio.wait_for(anext(messages), min(left, settings.reply_stream_heartbeat))
+            except TimeoutError:
+                yield ": keep-alive\n\n"
+                continue
+            note = json.loads(raw)
+            kind = note.pop("type")
+            if kind == "delta":
+                if text_sent or note["index"] in sent_deltas:
+                    continue
+                sent_deltas.add(note["index"])
+            elif kind == "text":
+                if text_sent:
+                    continue
+                text_sent = True
+            elif kind == "dub_chunk":
+                if note["index"] in chunks_sent:
+                    continue
+                chunks_sent.add(note["index"])
+                note["url"] = f"{dub_url}{note['index']}"
+            elif kind == "dub":
+                note = {"url": dub_url}
+            yield sse(kind, note)
+            if kind in FINAL:
+                return
+        yield sse("timeout", {"reason": "no reply in time; poll the response endpoint"})

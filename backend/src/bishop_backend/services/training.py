@@ -1,0 +1,141 @@
+"""Training: start, stop, status and the avatar's adapter versions."""
+
+import uuid
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bishop_backend.errors import Conflict, NotFound, Unavailable
+from bishop_backend.infra import Infra
+from bishop_backend.models import (
+    AdapterVersion,
+    AdapterVersionPublic,
+    Avatar,
+    AvatarStatus,
+    Material,
+    MaterialStatus,
+    RunStatus,
+    TrainingRun,
+    TrainingRunPublic,
+    TrainingStatus,
+)
+from bishop_backend.models.common import utcnow
+from bishop_contracts.events import TrainMaterial, TrainStart, TrainStop
+from bishop_contracts.topics import Topic
+
+TRAINING_STATES = (AvatarStatus.QUEUED, AvatarStatus.TRAINING)
+
+
+async def start(infra: Infra, session: AsyncSession, avatar: Avatar) -> TrainingRun:
+    """Queue a run on the avatar's processed materials. A second start while one runs is
+    refused with 409 (not queued): the user stops the current run first."""
+    async with infra.state.lock(f"avatar:{avatar.id}:training"):
+        await session.refresh(avatar)
+        if avatar.status in TRAINING_STATES:
+            raise Conflict("Training is already running for this avatar")
+        materials = await _trainable(session, avatar)
+        run = TrainingRun(avatar_id=avatar.id, material_ids=[str(m.id) for m in materials])
+        avatar.status = AvatarStatus.QUEUED
+        avatar.status_detail = None
+        session.add_all([run, avatar])
+        await session.commit()
+
+    event = TrainStart(
+        avatar_id=avatar.id,
+        run_id=run.id,
+        language=avatar.language,
+        train_materials=[
+            TrainMaterial(id=m.id, type=m.type, url=m.storage_key, transcript_url=m.transcript_key)  # type: ignore[arg-type]
+            for m in materials
+        ],
+    )
+    try:
+        await infra.bus.publish(Topic.LLM_TRAIN, event)
+    except Exception as exc:
+        end_run(session, run, avatar, RunStatus.FAILED, "the training worker could not be reached")
+        await session.commit()
+        raise Unavailable("Training could not be started: the bus is unavailable") from exc
+    return run
+
+
+async def _trainable(session: AsyncSession, avatar: Avatar) -> list[Material]:
+    query = select(Material).where(Material.avatar_id == avatar.id).order_by(col(Material.created_at))
+    materials = list((await session.exec(query)).all())
+    text = [m for m in materials if m.type == "basic"]
+    if not text:
+        raise Conflict("Upload training materials (type basic) before starting training")
+    if not any(m.status == MaterialStatus.PROCESSED for m in text):
+        if any(m.status in (MaterialStatus.UPLOADED, MaterialStatus.PROCESSING) for m in text):
+            raise Conflict("Materials are still being processed; start training when they are ready")
+        raise Conflict("None of the materials could be processed; upload other materials")
+    return [m for m in materials if m.status == MaterialStatus.PROCESSED]
+
+
+async def stop(infra: Infra, session: AsyncSession, avatar: Avatar) -> TrainingRun:
+    """Stop at once as far as the user sees; the worker confirms with `train_stopped`."""
+    async with infra.state.lock(f"avatar:{avatar.id}:training"):
+        await session.refresh(avatar)
+        run = await current_run(session, avatar)
+        if avatar.status not in TRAINING_STATES or run is None:
+            raise Conflict("Training is not running")
+        end_run(session, run, avatar, RunStatus.STOPPED, None)
+        await session.commit()
+    try:
+        await infra.bus.publish(Topic.LLM_TRAIN, TrainStop(avatar_id=avatar.id, run_id=run.id))
+    except Exception as exc:
+        raise Unavailable("Training is marked stopped, but the worker could not be told") from exc
+    return run
+
+
+def end_run(
+    session: AsyncSession, run: TrainingRun, avatar: Avatar, status: RunStatus, error: str | None
+) -> None:
+    """Close a run and put the avatar back to a resting state (not committed)."""
+    run.status = status
+    run.error = error
+    run.finished_at = utcnow()
+    avatar.status = AvatarStatus.FAILED if status == RunStatus.FAILED else AvatarStatus.AVAILABLE
+    avatar.status_detail = error
+    session.add_all([run, avatar])
+
+
+async def current_run(session: AsyncSession, avatar: Avatar) -> TrainingRun | None:
+    query = (
+        select(TrainingRun)
+        .where(TrainingRun.avatar_id == avatar.id)
+        .order_by(col(TrainingRun.created_at).desc())
+        .limit(1)
+    )
+    return (await session.exec(query)).first()
+
+
+async def status(session: AsyncSession, avatar: Avatar) -> TrainingStatus:
+    run = await current_run(session, avatar)
+    return TrainingStatus(
+        avatar_status=avatar.status,
+        status_detail=avatar.status_detail,
+        run=TrainingRunPublic.model_validate(run) if run else None,
+        active_version_id=avatar.active_version_id,
+    )
+
+
+async def versions(session: AsyncSession, avatar: Avatar) -> list[AdapterVersionPublic]:
+    query = (
+        select(AdapterVersion)
+        .where(AdapterVersion.avatar_id == avatar.id)
+        .order_by(col(AdapterVersion.number))
+    )
+    return [
+        AdapterVersionPublic.model_validate(v, update={"active": v.id == avatar.active_version_id})
+        for v in (await session.exec(query)).all()
+    ]
+
+
+async def activate(session: AsyncSession, avatar: Avatar, version_id: uuid.UUID) -> Avatar:
+    version = await session.get(AdapterVersion, version_id)
+    if version is None or version.avatar_id != avatar.id:
+        raise NotFound("Version not found")
+    avatar.active_version_id = version.id
+    session.add(avatar)
+    await session.commit()
+    return avatar

@@ -1,0 +1,47 @@
+"""Accounts: signup, login, superuser bootstrap."""
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bishop_backend.errors import BadRequest, Conflict
+from bishop_backend.models import User, UserCreate
+from bishop_backend.security import hash_password, verify_password
+
+DUPLICATE_EMAIL = "The user with this email already exists in the system"
+BAD_LOGIN = "Incorrect email or password"
+
+
+async def get_by_email(session: AsyncSession, email: str) -> User | None:
+    result = await session.exec(select(User).where(User.email == email.lower()))
+    return result.first()
+
+
+async def create_user(session: AsyncSession, user_in: UserCreate) -> User:
+    user = User.model_validate(
+        user_in,
+        update={"email": user_in.email.lower(), "hashed_password": hash_password(user_in.password)},
+    )
+    if await get_by_email(session, user.email) is not None:
+        raise Conflict(DUPLICATE_EMAIL)
+    session.add(user)
+    try:
+        await session.commit()
+    except IntegrityError:  # a concurrent signup with the same email won the race
+        await session.rollback()
+        raise Conflict(DUPLICATE_EMAIL) from None
+    return user
+
+
+async def authenticate(session: AsyncSession, email: str, password: str) -> User:
+    user = await get_by_email(session, email)
+    if not verify_password(password, user.hashed_password if user else None) or user is None:
+        raise BadRequest(BAD_LOGIN)
+    if not user.is_active:
+        raise BadRequest("Inactive user")
+    return user
+
+
+async def ensure_superuser(session: AsyncSession, email: str, password: str) -> None:
+    if await get_by_email(session, email) is None:
+        await create_user(session, UserCreate(email=email, password=password, is_superuser=True))

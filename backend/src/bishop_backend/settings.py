@@ -1,0 +1,66 @@
+"""Backend settings, read once from the environment (`BISHOP_*`) and `.env`."""
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BISHOP_", env_file=".env", extra="ignore")
+
+    environment: Literal["local", "production"] = "local"
+    # Embedded mode keeps everything here; the server URLs below override its parts.
+    data_dir: Path = Path("bishop-data")
+    database_url: str = ""
+    storage_url: str = ""
+    bus_url: str = "memory://"
+    state_url: str = "memory://"
+    consumer_group: str = "backend"
+    secret_key: str = ""
+    access_token_expire_minutes: int = 60 * 24 * 8
+    migrate_on_start: bool = True
+
+    max_upload_bytes: int = 200 * 1024 * 1024
+    max_files_per_upload: int = 20
+    chat_history_turns: int = 20
+    # How long a reply stream waits for the text and then the dub before it gives up.
+    reply_stream_timeout: float = 900.0
+    reply_stream_heartbeat: float = 15.0
+
+    first_superuser_email: str | None = None
+    first_superuser_password: str | None = None
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'bishop.db').resolve()}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or f"file://{(self.data_dir / 'objects').resolve()}"
+
+    @property
+    def resolved_secret_key(self) -> str:
+        """The configured key; in local mode without one, a random key kept in the data folder
+        so that logins survive restarts."""
+        if self.secret_key:
+            if self.environment == "production" and self.secret_key == PLACEHOLDER_SECRET:
+                raise ValueError("BISHOP_SECRET_KEY is still the placeholder; set a real secret")
+            return self.secret_key
+        if self.environment == "production":
+            raise ValueError("BISHOP_SECRET_KEY must be set in production")
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

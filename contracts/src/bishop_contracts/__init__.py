@@ -1,0 +1,1 @@
+"""Bishop's event contracts: the only code the services share."""

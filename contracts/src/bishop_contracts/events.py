@@ -1,0 +1,313 @@
+"""Events on Bishop's bus.
+
+Every event names its type in `event` (the thesis's discriminator), carries an `event_id` so a
+handler that sees it twice does nothing the second time, and a `schema_version`. Object
+locations (`url`, `storage_url`, `dub_url`, ...) are object keys in the shared storage, as in the
+thesis's layout `users/{user_id}/avatars/{avatar_id}/...`.
+
+The thesis's messages have no `event_id`; one is derived from the payload, so that a thesis
+message delivered twice still counts once.
+"""
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from bishop_contracts.topics import Topic
+
+SCHEMA_VERSION = 1
+_LEGACY_NAMESPACE = uuid.UUID("9b5f3c1e-5d0a-4f0e-9a59-6c1b7d2f8a10")
+
+
+def derive_event_id(cause: uuid.UUID, label: str) -> uuid.UUID:
+    """Id of the event that handling `cause` emits: the same every time the cause is redelivered."""
+    return uuid.uuid5(cause, label)
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event: str
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    schema_version: int = SCHEMA_VERSION
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_missing_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "event_id" not in data:
+            canonical = json.dumps(data, sort_keys=True, default=str)
+            return {**data, "event_id": uuid.uuid5(_LEGACY_NAMESPACE, canonical)}
+        return data
+
+    @property
+    def key(self) -> str | None:
+        """Partition key: one avatar's events stay in order on one partition."""
+        for name in ("avatar_id", "message_id", "material_id"):
+            value = getattr(self, name, None)
+            if value is not None:
+                return str(value)
+        return None
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+MaterialType = Literal["basic", "voice_synthesis"]
+
+
+class TrainMaterial(BaseModel):
+    id: uuid.UUID
+    type: MaterialType
+    url: str
+    transcript_url: str | None = None
+
+
+class Persona(BaseModel):
+    name: str
+    description: str = ""
+    personality: str = ""
+    scenario: str = ""
+    greeting: str = ""
+    instructions: str = ""
+    language: str = "ru"
+
+
+class Turn(BaseModel):
+    role: Literal["user", "avatar"]
+    text: str
+
+
+# backend -> ml-text
+
+
+class TrainStart(Event):
+    event: Literal["train_start"] = "train_start"
+    avatar_id: uuid.UUID
+    train_materials: list[TrainMaterial]
+    run_id: uuid.UUID | None = None
+    language: str | None = None
+
+
+class TrainStop(Event):
+    event: Literal["train_stop"] = "train_stop"
+    avatar_id: uuid.UUID
+    run_id: uuid.UUID | None = None
+
+
+class InferenceResponse(Event):
+    event: Literal["inference_response"] = "inference_response"
+    message_id: uuid.UUID
+    text: str
+    avatar_id: uuid.UUID | None = None
+    chat_id: uuid.UUID | None = None
+    persona: Persona | None = None
+    history: list[Turn] = []
+    adapter_url: str | None = None
+    adapter_version_id: uuid.UUID | None = None
+
+
+# backend -> workers
+
+
+class MaterialUploaded(Event):
+    event: Literal["material_uploaded"] = "material_uploaded"
+    avatar_id: uuid.UUID
+    material_id: uuid.UUID
+    type: MaterialType
+    kind: str
+    url: str
+    filename: str
+    language: str | None = None
+
+
+# backend -> ml-sound
+
+
+class SoundInference(Event):
+    event: Literal["sound_inference"] = "sound_inference"
+    storage_url: str
+    base_voice_url: str | None
+    message_id: uuid.UUID
+    text: str
+    avatar_id: uuid.UUID | None = None
+    language: str | None = None
+
+
+# ml-text -> backend
+
+
+class SaveResponse(Event):
+    event: Literal["save_response"] = "save_response"
+    message_id: uuid.UUID
+    generated_text: str
+    passage_ids: list[str] = []
+    adapter_version_id: uuid.UUID | None = None
+
+
+class ResponseDelta(Event):
+    event: Literal["response_delta"] = "response_delta"
+    message_id: uuid.UUID
+    index: int = Field(ge=0)
+    text: str
+
+
+class ResponseFailed(Event):
+    event: Literal["response_failed"] = "response_failed"
+    message_id: uuid.UUID
+    reason: str
+
+
+class TrainProgress(Event):
+    event: Literal["train_progress"] = "train_progress"
+    avatar_id: uuid.UUID
+    run_id: uuid.UUID
+    step: int = Field(ge=0)
+    total_steps: int = Field(ge=0)
+    loss: float | None = None
+    eval_loss: float | None = None
+    tokens_per_second: float | None = None
+    eta_seconds: float | None = None
+
+
+class TrainFinished(Event):
+    event: Literal["train_finished"] = "train_finished"
+    avatar_id: uuid.UUID
+    run_id: uuid.UUID
+    adapter_url: str
+    dataset_version: str | None = None
+    config: dict[str, Any] = {}
+    metrics: dict[str, float] = {}
+
+
+class TrainFailed(Event):
+    event: Literal["train_failed"] = "train_failed"
+    avatar_id: uuid.UUID
+    run_id: uuid.UUID
+    reason: str
+
+
+class TrainStopped(Event):
+    event: Literal["train_stopped"] = "train_stopped"
+    avatar_id: uuid.UUID
+    run_id: uuid.UUID
+
+
+# ml-sound -> backend
+
+
+class SaveResponseDub(Event):
+    event: Literal["save_response_dub"] = "save_response_dub"
+    message_id: uuid.UUID
+    dub_url: str
+    generated_text: str | None = None
+
+
+class DubChunk(Event):
+    event: Literal["dub_chunk"] = "dub_chunk"
+    message_id: uuid.UUID
+    index: int = Field(ge=0)
+    chunk_url: str
+    text: str = ""
+
+
+class DubFailed(Event):
+    event: Literal["dub_failed"] = "dub_failed"
+    message_id: uuid.UUID
+    reason: str
+
+
+# workers -> backend: material processing
+
+
+class MaterialProcessing(Event):
+    event: Literal["material_processing"] = "material_processing"
+    avatar_id: uuid.UUID
+    material_id: uuid.UUID
+
+
+class MaterialProcessed(Event):
+    event: Literal["material_processed"] = "material_processed"
+    avatar_id: uuid.UUID
+    material_id: uuid.UUID
+    transcript_url: str | None = None
+    stats: dict[str, float] = {}
+
+
+class MaterialFailed(Event):
+    event: Literal["material_failed"] = "material_failed"
+    avatar_id: uuid.UUID
+    material_id: uuid.UUID
+    reason: str
+
+
+# health
+
+
+class HealthCheck(Event):
+    event: Literal["health_check"] = "health_check"
+
+
+class WorkerHealth(Event):
+    event: Literal["worker_health"] = "worker_health"
+    worker: str
+    status: Literal["ok", "degraded"] = "ok"
+    in_reply_to: uuid.UUID | None = None
+    details: dict[str, str] = {}
+
+
+AnyEvent = Annotated[
+    TrainStart
+    | TrainStop
+    | InferenceResponse
+    | MaterialUploaded
+    | SoundInference
+    | SaveResponse
+    | ResponseDelta
+    | ResponseFailed
+    | TrainProgress
+    | TrainFinished
+    | TrainFailed
+    | TrainStopped
+    | SaveResponseDub
+    | DubChunk
+    | DubFailed
+    | MaterialProcessing
+    | MaterialProcessed
+    | MaterialFailed
+    | HealthCheck
+    | WorkerHealth,
+    Field(discriminator="event"),
+]
+
+_any_event: TypeAdapter[Event] = TypeAdapter(AnyEvent)
+
+# Which events may travel on which topic; publishing anything else is a programming error.
+TOPIC_EVENTS: dict[Topic, tuple[type[Event], ...]] = {
+    Topic.LLM_TRAIN: (TrainStart, TrainStop),
+    Topic.LLM_INFERENCE: (InferenceResponse,),
+    Topic.SOUND_INFERENCE: (SoundInference,),
+    Topic.MATERIALS: (MaterialUploaded,),
+    Topic.SAVE_RESPONSE: (SaveResponse, ResponseFailed),
+    Topic.RESPONSE_DELTA: (ResponseDelta,),
+    Topic.TRAIN_STATUS: (TrainProgress, TrainFinished, TrainFailed, TrainStopped),
+    Topic.SAVE_RESPONSE_DUB: (SaveResponseDub, DubChunk, DubFailed),
+    Topic.MATERIAL_STATUS: (MaterialProcessing, MaterialProcessed, MaterialFailed),
+    Topic.HEALTH_CHECK_TEXT: (HealthCheck,),
+    Topic.HEALTH_CHECK_SOUND: (HealthCheck,),
+    Topic.WORKER_HEALTH: (WorkerHealth,),
+}
+
+
+def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
+    """Parse one bus message; raises `pydantic.ValidationError` (a ValueError) if malformed."""
+    if isinstance(raw, dict):
+        return _any_event.validate_python(raw)
+    return _any_event.validate_json(raw)
+
+
+def topic_accepts(topic: Topic, event: Event) -> bool:
+    return isinstance(event, TOPIC_EVENTS[topic])

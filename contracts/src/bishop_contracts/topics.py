@@ -1,0 +1,29 @@
+"""Bus topics. The first five are the thesis's; the rest carry what the thesis had no events for."""
+
+from enum import StrEnum
+
+
+class Topic(StrEnum):
+    # backend -> ml-text
+    LLM_TRAIN = "llm-train"
+    LLM_INFERENCE = "llm-inference"
+    # backend -> ml-sound
+    SOUND_INFERENCE = "sound-inference"
+    # backend -> both workers (each keeps the materials of its kind)
+    MATERIALS = "materials"
+    # ml-text -> backend
+    SAVE_RESPONSE = "save-response"
+    RESPONSE_DELTA = "response-delta"
+    TRAIN_STATUS = "train-status"
+    # ml-sound -> backend
+    SAVE_RESPONSE_DUB = "save-response-dub"
+    # workers -> backend
+    MATERIAL_STATUS = "material-status"
+    # health: the backend pings each worker on its own topic, workers answer on one
+    HEALTH_CHECK_TEXT = "health-check-ml-text"
+    HEALTH_CHECK_SOUND = "health-check-ml-sound"
+    WORKER_HEALTH = "worker-health"
+
+
+# Partition counts the broker needs; a Kafka deployment creates the topics with these.
+PARTITIONS: dict[Topic, int] = {topic: 3 for topic in Topic}

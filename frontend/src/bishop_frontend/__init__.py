@@ -1,0 +1,1 @@
+"""Bishop browser app (built in the browser-app issue)."""

@@ -1,0 +1,78 @@
+"""Kafka bus over aiokafka: idempotent producer, manual commits after handling (at least once)."""
+
+import asyncio
+import contextlib
+import logging
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import OffsetAndMetadata
+
+from bishop_contracts.topics import Topic
+from bishop_infra.bus.base import Bus, Subscription
+
+log = logging.getLogger("bishop.bus")
+
+
+class KafkaBus(Bus):
+    def __init__(self, bootstrap_servers: str, *, client_id: str = "bishop", **kwargs: float) -> None:
+        super().__init__(**kwargs)
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+        self._consumers: list[AIOKafkaConsumer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
+            acks="all",
+            enable_idempotence=True,
+        )
+        await self._producer.start()
+        for sub in self._subscriptions:
+            consumer = AIOKafkaConsumer(
+                *sub.topics,
+                bootstrap_servers=self.bootstrap_servers,
+                client_id=self.client_id,
+                group_id=sub.group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                heartbeat_interval_ms=1000,
+                session_timeout_ms=10000,
+                retry_backoff_ms=50,
+            )
+            await consumer.start()
+            self._consumers.append(consumer)
+            self._tasks.append(asyncio.create_task(self._consume(sub, consumer)))
+
+    async def _send(self, topic: Topic, key: str | None, value: bytes) -> None:
+        if self._producer is None:
+            raise RuntimeError("bus is not started")
+        await self._producer.send_and_wait(topic, value, key=key.encode() if key else None)
+
+    async def _consume(self, sub: Subscription, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=100)
+            for partition, records in batches.items():
+                for record in records:
+                    await self.deliver(sub, record.topic, record.value or b"")
+                    # Commit each handled record: a consumer that dies mid-batch resumes right
+                    # after the last event it finished, and the handlers' event-id check
+                    # absorbs the one it may have been handling.
+                    await consumer.commit({partition: OffsetAndMetadata(record.offset + 1, "")})
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for consumer in self._consumers:
+            await consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        self._tasks.clear()
+        self._consumers.clear()
+        self._producer = None
+

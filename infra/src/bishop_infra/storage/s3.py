@@ -1,0 +1,69 @@
+"""Object storage on S3 / MinIO through the `minio` client (blocking, so run in threads)."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import BinaryIO
+
+from minio import Minio
+from minio.deleteobjects import DeleteObject
+from minio.error import S3Error
+
+from bishop_infra.storage.base import CHUNK_SIZE, ObjectNotFound, Storage, check_key
+
+_MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
+
+
+class S3Storage(Storage):
+    def __init__(self, client: Minio, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    async def ensure_ready(self) -> None:
+        if not await asyncio.to_thread(self.client.bucket_exists, self.bucket):
+            await asyncio.to_thread(self.client.make_bucket, self.bucket)
+
+    async def put_stream(self, key: str, body: BinaryIO, size: int, content_type: str) -> None:
+        await asyncio.to_thread(
+            self.client.put_object, self.bucket, check_key(key), body, size,
+            content_type=content_type,
+        )
+
+    async def read_stream(self, key: str) -> AsyncIterator[bytes]:
+        try:
+            response = await asyncio.to_thread(self.client.get_object, self.bucket, check_key(key))
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                raise ObjectNotFound(key) from None
+            raise
+        try:
+            while chunk := await asyncio.to_thread(response.read, CHUNK_SIZE):
+                yield chunk
+        finally:
+            response.close()
+            response.release_conn()
+
+    async def size(self, key: str) -> int:
+        try:
+            stat = await asyncio.to_thread(self.client.stat_object, self.bucket, check_key(key))
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                raise ObjectNotFound(key) from None
+            raise
+        return stat.size or 0
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self.client.remove_object, self.bucket, check_key(key))
+
+    async def delete_prefix(self, prefix: str) -> int:
+        return await asyncio.to_thread(self._delete_prefix, prefix)
+
+    def _delete_prefix(self, prefix: str) -> int:
+        names = [
+            o.object_name
+            for o in self.client.list_objects(self.bucket, prefix=prefix, recursive=True)
+            if o.object_name
+        ]
+        errors = list(self.client.remove_objects(self.bucket, [DeleteObject(n) for n in names]))
+        if errors:
+            raise RuntimeError(f"could not delete {len(errors)} objects under {prefix}: {errors[0]}")
+        return len(names)

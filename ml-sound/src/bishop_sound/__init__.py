@@ -1,0 +1,1 @@
+"""Bishop sound worker."""
