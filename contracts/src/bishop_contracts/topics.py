@@ -12,8 +12,9 @@ class Topic(StrEnum):
     # backend -> both workers (each keeps the materials of its kind)
     MATERIALS = "materials"
     # ml-text -> backend
+    # save_response and the response_delta events before it share a topic and a key, so a
+    # reply's pieces arrive in order
     SAVE_RESPONSE = "save-response"
-    RESPONSE_DELTA = "response-delta"
     TRAIN_STATUS = "train-status"
     # ml-sound -> backend
     SAVE_RESPONSE_DUB = "save-response-dub"

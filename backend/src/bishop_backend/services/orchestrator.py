@@ -38,7 +38,6 @@ log = logging.getLogger("bishop.orchestrator")
 
 BACKEND_TOPICS = (
     Topic.SAVE_RESPONSE,
-    Topic.RESPONSE_DELTA,
     Topic.SAVE_RESPONSE_DUB,
     Topic.TRAIN_STATUS,
     Topic.MATERIAL_STATUS,

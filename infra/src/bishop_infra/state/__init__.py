@@ -1,6 +1,6 @@
-"""Shared state: `redis://host:port/db` or `memory://` (in-process, one per name)."""
+"""Shared state: `redis://host:port/db[?prefix=bishop:]` or `memory://name` (in-process)."""
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from bishop_infra.state.base import LockTimeout, State
 from bishop_infra.state.memory import MemoryState
@@ -8,7 +8,7 @@ from bishop_infra.state.memory import MemoryState
 _memory: dict[str, MemoryState] = {}
 
 
-def state_from_url(url: str, *, prefix: str = "bishop:") -> State:
+def state_from_url(url: str) -> State:
     parts = urlsplit(url)
     if parts.scheme == "memory":
         return _memory.setdefault(parts.netloc or "default", MemoryState())
@@ -17,7 +17,10 @@ def state_from_url(url: str, *, prefix: str = "bishop:") -> State:
 
         from bishop_infra.state.redis import RedisState
 
-        return RedisState(Redis.from_url(url), prefix=prefix)
+        query = dict(parse_qsl(parts.query))
+        prefix = query.pop("prefix", "bishop:")
+        client = Redis.from_url(parts._replace(query=urlencode(query)).geturl())
+        return RedisState(client, prefix=prefix)
     raise ValueError(f"unsupported state URL {url!r}: use redis://host:port/db or memory://")
 
 
