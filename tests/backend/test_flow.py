@@ -11,6 +11,7 @@ from bishop_contracts.topics import Topic
 from bishop_infra.storage import storage_from_url
 from tests import factories
 from tests.conftest import Stack
+from tests.backend.helpers import until
 from tests.support.sse import read_events
 
 
@@ -30,7 +31,7 @@ async def test_signup_to_dub(client: httpx.AsyncClient, stack: Stack) -> None:
     transcript = f"users/{me['id']}/avatars/{aid}/transcripts/{text['id']}.txt"
     await probe.publish(Topic.MATERIAL_STATUS, ev.MaterialProcessed(avatar_id=aid, material_id=text["id"], transcript_url=transcript))
     await probe.publish(Topic.MATERIAL_STATUS, ev.MaterialProcessed(avatar_id=aid, material_id=voice["id"]))
-    await _until(client, f"{base}/train/materials", headers, lambda ms: all(m["status"] == "processed" for m in ms))
+    await until(client, f"{base}/train/materials", headers, lambda ms: all(m["status"] == "processed" for m in ms))
 
     # Start training: train_start carries the materials.
     started = await client.post(f"{base}/train/start", headers=headers)
@@ -44,13 +45,13 @@ async def test_signup_to_dub(client: httpx.AsyncClient, stack: Stack) -> None:
     assert (await client.post(f"{base}/train/start", headers=headers)).status_code == 409
 
     await probe.publish(Topic.TRAIN_STATUS, ev.TrainProgress(avatar_id=aid, run_id=run_id, step=5, total_steps=10, loss=2.5, eta_seconds=3))
-    status = await _until(client, f"{base}/train/status", headers, lambda s: s["run"]["step"] == 5)
+    status = await until(client, f"{base}/train/status", headers, lambda s: s["run"]["step"] == 5)
     assert status["avatar_status"] == "training"
     assert status["run"]["loss"] == 2.5
 
     adapter = f"users/{me['id']}/avatars/{aid}/adapters/{run_id}"
     await probe.publish(Topic.TRAIN_STATUS, ev.TrainFinished(avatar_id=aid, run_id=run_id, adapter_url=adapter, metrics={"eval_loss": 1.9}))
-    finished = await _until(client, base, headers, lambda a: a["status"] == "available")
+    finished = await until(client, base, headers, lambda a: a["status"] == "available")
     versions = (await client.get(f"{base}/versions", headers=headers)).json()
     assert len(versions) == 1 and versions[0]["active"] and versions[0]["number"] == 1
     assert finished["active_version_id"] == versions[0]["id"]
@@ -75,7 +76,7 @@ async def test_signup_to_dub(client: httpx.AsyncClient, stack: Stack) -> None:
     await probe.publish(Topic.SAVE_RESPONSE, ev.SaveResponse(message_id=reply_id, generated_text="Импульс — это mv.", passage_ids=["p1"]))
 
     # The reply is stored, and the dub is requested from the sound worker with the voice sample.
-    polled = await _until(client, f"{msgs}/{user_msg_id}/response/", headers, lambda r: r.get("status") == "ready", ok_404=True)
+    polled = await until(client, f"{msgs}/{user_msg_id}/response/", headers, lambda r: r.get("status") == "ready", ok_404=True)
     assert polled["text"] == "Импульс — это mv."
     dub_request = await probe.wait_for(lambda e: e.event == "sound_inference" and str(e.message_id) == reply_id)
     assert dub_request.base_voice_url == f"users/{me['id']}/avatars/{aid}/audio/{voice['id']}.wav"
@@ -104,14 +105,4 @@ async def test_signup_to_dub(client: httpx.AsyncClient, stack: Stack) -> None:
     # A late subscriber gets the finished state at once.
     late = await read_events(client, f"{msgs}/{reply_id}/response/stream", headers)
     assert [k for k, _ in late] == ["text", "dub"]
-
-
-async def _until(client, path, headers, check, *, ok_404=False, timeout=15.0):
-    async with asyncio.timeout(timeout):
-        while True:
-            response = await client.get(path, headers=headers)
-            if response.status_code == 200 and check(response.json()):
-                return response.json()
-            assert response.status_code == 200 or (ok_404 and response.status_code == 404), response.text
-            await asyncio.sleep(0.05)
 

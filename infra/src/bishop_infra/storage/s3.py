@@ -6,11 +6,19 @@ from typing import BinaryIO
 
 from minio import Minio
 from minio.deleteobjects import DeleteObject
-from minio.error import S3Error
+from minio.error import InvalidResponseError, MinioException, S3Error
 
 from bishop_infra.storage.base import CHUNK_SIZE, ObjectNotFound, Storage, check_key
 
 _MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
+
+
+def _is_missing(exc: MinioException) -> bool:
+    if isinstance(exc, S3Error):
+        return exc.code in _MISSING
+    # Some S3 servers (rclone's among them) answer a HEAD or GET of a missing key with a 404
+    # whose body the client cannot parse.
+    return isinstance(exc, InvalidResponseError) and exc.__reduce__()[1][0] == 404
 
 
 class S3Storage(Storage):
@@ -31,8 +39,8 @@ class S3Storage(Storage):
     async def read_stream(self, key: str) -> AsyncIterator[bytes]:
         try:
             response = await asyncio.to_thread(self.client.get_object, self.bucket, check_key(key))
-        except S3Error as exc:
-            if exc.code in _MISSING:
+        except MinioException as exc:
+            if _is_missing(exc):
                 raise ObjectNotFound(key) from None
             raise
         try:
@@ -45,8 +53,8 @@ class S3Storage(Storage):
     async def size(self, key: str) -> int:
         try:
             stat = await asyncio.to_thread(self.client.stat_object, self.bucket, check_key(key))
-        except S3Error as exc:
-            if exc.code in _MISSING:
+        except MinioException as exc:
+            if _is_missing(exc):
                 raise ObjectNotFound(key) from None
             raise
         return stat.size or 0
