@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-
 from bishop_backend.main import create_app
 from bishop_backend.settings import Settings
 from bishop_infra.bus import bus_from_url
+
 from tests.support import servers as srv
 from tests.support.probe import BusProbe
 
@@ -49,7 +49,9 @@ def server_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerUrls
         yield ServerUrls(kafka=bootstrap, s3=s3_url, redis=srv.redis_url())
 
 
-def stack_settings(kind: str, data_dir: Path, urls: ServerUrls | None, database_url: str = "") -> Settings:
+def stack_settings(
+    kind: str, data_dir: Path, urls: ServerUrls | None, database_url: str = ""
+) -> Settings:
     run = uuid.uuid4().hex[:8]
     common = {
         "_env_file": None,
@@ -73,7 +75,9 @@ def stack_settings(kind: str, data_dir: Path, urls: ServerUrls | None, database_
 
 
 @pytest.fixture(scope="session", params=["embedded", "servers"])
-async def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+async def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
     data_dir = tmp_path_factory.mktemp(request.param)
     db_name = None
     if request.param == "servers":

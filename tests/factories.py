@@ -22,7 +22,9 @@ async def user(client: httpx.AsyncClient, *, full_name: str = "Test User") -> di
 
 
 async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> dict[str, str]:
-    response = await client.post("/login/access-token", data={"username": email, "password": password})
+    response = await client.post(
+        "/login/access-token", data={"username": email, "password": password}
+    )
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
@@ -33,8 +35,12 @@ async def avatar(client: httpx.AsyncClient, headers: dict[str, str], **fields: s
     return response.json()
 
 
-async def chat(client: httpx.AsyncClient, headers: dict[str, str], avatar_id: str, title: str = "First") -> dict:
-    response = await client.post(f"/avatars/{avatar_id}/chat", json={"title": title}, headers=headers)
+async def chat(
+    client: httpx.AsyncClient, headers: dict[str, str], avatar_id: str, title: str = "First"
+) -> dict:
+    response = await client.post(
+        f"/avatars/{avatar_id}/chat", json={"title": title}, headers=headers
+    )
     assert response.status_code == 201, response.text
     return response.json()
 

@@ -22,25 +22,37 @@ async def test_avatar_crud_with_persona(client: httpx.AsyncClient) -> None:
     )
     assert updated.status_code == 200
     body = updated.json()
-    assert (body["name"], body["personality"], body["description"]) == ("Лектор 2", "терпеливый", "Профессор физики")
+    assert (body["name"], body["personality"], body["description"]) == (
+        "Лектор 2",
+        "терпеливый",
+        "Профессор физики",
+    )
 
     bad = await client.put(f"/avatars/{avatar_id}", json={"name": ""}, headers=headers)
     assert bad.status_code == 422
-    assert (await client.get(f"/avatars/{avatar_id}/", headers=headers)).json()["name"] == "Лектор 2"
+    assert (await client.get(f"/avatars/{avatar_id}/", headers=headers)).json()[
+        "name"
+    ] == "Лектор 2"
 
     assert (await client.delete(f"/avatars/{avatar_id}", headers=headers)).status_code == 204
     assert (await client.get(f"/avatars/{avatar_id}", headers=headers)).status_code == 404
     assert (await client.get("/avatars/", headers=headers)).json() == []
 
 
-async def test_delete_avatar_removes_its_chats_materials_and_files(client: httpx.AsyncClient) -> None:
+async def test_delete_avatar_removes_its_chats_materials_and_files(
+    client: httpx.AsyncClient,
+) -> None:
     headers = await factories.user(client)
     avatar = await factories.avatar(client, headers)
     chat = await factories.chat(client, headers, avatar["id"])
-    uploaded = await factories.upload(client, headers, avatar["id"], [("notes.txt", factories.TEXT)])
+    uploaded = await factories.upload(
+        client, headers, avatar["id"], [("notes.txt", factories.TEXT)]
+    )
     download = uploaded.json()[0]["url"].removeprefix("/api/v1")
     assert (await client.get(download, headers=headers)).status_code == 200
 
     await client.delete(f"/avatars/{avatar['id']}", headers=headers)
-    assert (await client.get(f"/avatars/{avatar['id']}/chat/{chat['id']}", headers=headers)).status_code == 404
+    assert (
+        await client.get(f"/avatars/{avatar['id']}/chat/{chat['id']}", headers=headers)
+    ).status_code == 404
     assert (await client.get(download, headers=headers)).status_code == 404

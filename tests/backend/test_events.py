@@ -4,29 +4,35 @@ import asyncio
 import uuid
 
 import httpx
-
 from bishop_contracts import events as ev
 from bishop_contracts.topics import Topic
+
 from tests import factories
 from tests.backend.helpers import started_run, until
 from tests.conftest import Stack
 from tests.support.sse import read_events
 
 
-async def _pending_reply(client: httpx.AsyncClient, headers: dict[str, str], aid: str) -> tuple[str, str]:
+async def _pending_reply(
+    client: httpx.AsyncClient, headers: dict[str, str], aid: str
+) -> tuple[str, str]:
     chat = await factories.chat(client, headers, aid)
     msgs = f"/avatars/{aid}/chat/{chat['id']}/msgs"
     sent = await client.post(msgs, json={"message": "Привет"}, headers=headers)
     return msgs, sent.json()["response_id"]
 
 
-async def test_an_event_delivered_twice_changes_state_once(client: httpx.AsyncClient, stack: Stack) -> None:
+async def test_an_event_delivered_twice_changes_state_once(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
     headers = await factories.user(client)
     aid = (await factories.avatar(client, headers))["id"]
     me = (await client.get("/users/me", headers=headers)).json()
 
     run_id = await started_run(client, stack, headers, aid)
-    finished = ev.TrainFinished(avatar_id=aid, run_id=run_id, adapter_url=f"users/{me['id']}/avatars/{aid}/adapters/1")
+    finished = ev.TrainFinished(
+        avatar_id=aid, run_id=run_id, adapter_url=f"users/{me['id']}/avatars/{aid}/adapters/1"
+    )
     await stack.probe.publish(Topic.TRAIN_STATUS, finished)
     await stack.probe.publish(Topic.TRAIN_STATUS, finished)
 
@@ -35,21 +41,36 @@ async def test_an_event_delivered_twice_changes_state_once(client: httpx.AsyncCl
     await stack.probe.publish(Topic.SAVE_RESPONSE, saved)
     await stack.probe.publish(Topic.SAVE_RESPONSE, saved)
     # A redelivered thesis-format message (no event_id) counts once too.
-    legacy = b'{"event": "save_response", "message_id": "%s", "generated_text": "Hi"}' % reply_id.encode()
+    legacy = (
+        b'{"event": "save_response", "message_id": "%s", "generated_text": "Hi"}'
+        % reply_id.encode()
+    )
     await stack.probe.publish_raw(Topic.SAVE_RESPONSE, legacy, key=reply_id)
     await stack.probe.publish_raw(Topic.SAVE_RESPONSE, legacy, key=reply_id)
 
-    await until(client, f"{msgs}/{reply_id}/response", headers, lambda r: r["status"] == "ready", ok_404=True)
-    await stack.probe.wait_for(lambda e: e.event == "sound_inference" and str(e.message_id) == reply_id)
+    await until(
+        client,
+        f"{msgs}/{reply_id}/response",
+        headers,
+        lambda r: r["status"] == "ready",
+        ok_404=True,
+    )
+    await stack.probe.wait_for(
+        lambda e: e.event == "sound_inference" and str(e.message_id) == reply_id
+    )
     await asyncio.sleep(1.0)  # room for a wrong second effect to show up
     assert len((await client.get(f"/avatars/{aid}/versions", headers=headers)).json()) == 1
-    dub_requests = stack.probe.all(lambda e: e.event == "sound_inference" and str(e.message_id) == reply_id)
+    dub_requests = stack.probe.all(
+        lambda e: e.event == "sound_inference" and str(e.message_id) == reply_id
+    )
     assert len({e.event_id for e in dub_requests}) == 1
     reply = (await client.get(f"{msgs}/{reply_id}/response", headers=headers)).json()
     assert reply["text"] == "Здравствуйте"  # the legacy duplicate did not overwrite the reply
 
 
-async def test_malformed_events_are_skipped_and_the_consumer_keeps_going(client: httpx.AsyncClient, stack: Stack) -> None:
+async def test_malformed_events_are_skipped_and_the_consumer_keeps_going(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
     headers = await factories.user(client)
     aid = (await factories.avatar(client, headers))["id"]
     msgs, reply_id = await _pending_reply(client, headers, aid)
@@ -70,13 +91,27 @@ async def test_malformed_events_are_skipped_and_the_consumer_keeps_going(client:
         await stack.probe.publish_raw(Topic.SAVE_RESPONSE, raw, key=reply_id)
     # A dub pointing into another user's storage is refused.
     foreign = f"users/{other_me['id']}/avatars/{other_aid}/dubs/{reply_id}.wav"
-    await stack.probe.publish(Topic.SAVE_RESPONSE_DUB, ev.SaveResponseDub(message_id=reply_id, dub_url=foreign))
+    await stack.probe.publish(
+        Topic.SAVE_RESPONSE_DUB, ev.SaveResponseDub(message_id=reply_id, dub_url=foreign)
+    )
     # Events about things that do not exist change nothing.
-    await stack.probe.publish(Topic.SAVE_RESPONSE, ev.SaveResponse(message_id=uuid.uuid4(), generated_text="?"))
-    await stack.probe.publish(Topic.TRAIN_STATUS, ev.TrainFinished(avatar_id=aid, run_id=uuid.uuid4(), adapter_url="x"))
+    await stack.probe.publish(
+        Topic.SAVE_RESPONSE, ev.SaveResponse(message_id=uuid.uuid4(), generated_text="?")
+    )
+    await stack.probe.publish(
+        Topic.TRAIN_STATUS, ev.TrainFinished(avatar_id=aid, run_id=uuid.uuid4(), adapter_url="x")
+    )
 
-    await stack.probe.publish(Topic.SAVE_RESPONSE, ev.SaveResponse(message_id=reply_id, generated_text="Жив"))
-    reply = await until(client, f"{msgs}/{reply_id}/response", headers, lambda r: r["status"] == "ready", ok_404=True)
+    await stack.probe.publish(
+        Topic.SAVE_RESPONSE, ev.SaveResponse(message_id=reply_id, generated_text="Жив")
+    )
+    reply = await until(
+        client,
+        f"{msgs}/{reply_id}/response",
+        headers,
+        lambda r: r["status"] == "ready",
+        ok_404=True,
+    )
     assert reply["text"] == "Жив"
     assert reply["dub_status"] == "pending"
     assert (await client.get(f"{msgs}/{reply_id}/response/dub", headers=headers)).status_code == 404
@@ -90,7 +125,9 @@ async def test_failures_reach_the_reply_stream(client: httpx.AsyncClient, stack:
     msgs, reply_id = await _pending_reply(client, headers, aid)
     stream = asyncio.create_task(read_events(client, f"{msgs}/{reply_id}/response/stream", headers))
     await asyncio.sleep(0.3)
-    await stack.probe.publish(Topic.SAVE_RESPONSE, ev.ResponseFailed(message_id=reply_id, reason="model not loaded"))
+    await stack.probe.publish(
+        Topic.SAVE_RESPONSE, ev.ResponseFailed(message_id=reply_id, reason="model not loaded")
+    )
     events = await asyncio.wait_for(stream, 20)
     assert events == [("error", {"reason": "model not loaded"})]
     failed = (await client.get(f"{msgs}/{reply_id}/response", headers=headers)).json()

@@ -3,9 +3,9 @@
 import uuid
 
 import httpx
-
 from bishop_contracts import events as ev
 from bishop_contracts.topics import Topic
+
 from tests import factories
 from tests.conftest import Stack
 
@@ -16,9 +16,15 @@ async def test_other_users_ids_are_not_found(client: httpx.AsyncClient, stack: S
     aid = avatar["id"]
     chat = await factories.chat(client, owner, aid)
     material = (await factories.upload(client, owner, aid, [("n.txt", factories.TEXT)])).json()[0]
-    sent = (await client.post(f"/avatars/{aid}/chat/{chat['id']}/msgs", json={"message": "hi"}, headers=owner)).json()
+    sent = (
+        await client.post(
+            f"/avatars/{aid}/chat/{chat['id']}/msgs", json={"message": "hi"}, headers=owner
+        )
+    ).json()
     reply_id = sent["response_id"]
-    await stack.probe.publish(Topic.SAVE_RESPONSE, ev.SaveResponse(message_id=reply_id, generated_text="hello"))
+    await stack.probe.publish(
+        Topic.SAVE_RESPONSE, ev.SaveResponse(message_id=reply_id, generated_text="hello")
+    )
 
     intruder = await factories.user(client)
     msgs = f"/avatars/{aid}/chat/{chat['id']}/msgs"
@@ -46,7 +52,9 @@ async def test_other_users_ids_are_not_found(client: httpx.AsyncClient, stack: S
     for method, path in probes:
         body = {"name": "x", "title": "x", "message": "x"} if method in ("PUT", "POST") else None
         theirs = await client.request(method, path, json=body, headers=intruder)
-        missing = await client.request(method, path.replace(aid, str(uuid.uuid4())), json=body, headers=intruder)
+        missing = await client.request(
+            method, path.replace(aid, str(uuid.uuid4())), json=body, headers=intruder
+        )
         assert theirs.status_code == 404, (method, path, theirs.status_code)
         # Same answer as for an id that does not exist: nothing leaks.
         assert theirs.json() == missing.json() == {"detail": "Avatar not found"}, (method, path)
@@ -60,12 +68,16 @@ async def test_other_users_ids_are_not_found(client: httpx.AsyncClient, stack: S
     assert len((await client.get(f"/avatars/{aid}/train/materials", headers=owner)).json()) == 1
 
 
-async def test_ids_of_another_avatar_of_the_same_user_are_not_found(client: httpx.AsyncClient) -> None:
+async def test_ids_of_another_avatar_of_the_same_user_are_not_found(
+    client: httpx.AsyncClient,
+) -> None:
     owner = await factories.user(client)
     first = await factories.avatar(client, owner)
     second = await factories.avatar(client, owner, name="Other")
     chat = await factories.chat(client, owner, first["id"])
-    material = (await factories.upload(client, owner, first["id"], [("n.txt", factories.TEXT)])).json()[0]
+    material = (
+        await factories.upload(client, owner, first["id"], [("n.txt", factories.TEXT)])
+    ).json()[0]
     crossed_chat = await client.get(f"/avatars/{second['id']}/chat/{chat['id']}", headers=owner)
     assert crossed_chat.status_code == 404
     crossed_material = await client.get(

@@ -19,21 +19,33 @@ async def test_bad_credentials_and_signups(client: httpx.AsyncClient) -> None:
     email = f"dup-{uuid.uuid4().hex[:8]}@example.com"
     first = await client.post("/users/signup", json={"email": email, "password": "password1"})
     assert first.status_code == 201
-    again = await client.post("/users/signup", json={"email": email.upper(), "password": "password1"})
+    again = await client.post(
+        "/users/signup", json={"email": email.upper(), "password": "password1"}
+    )
     assert again.status_code == 409
     assert again.json()["detail"] == "The user with this email already exists in the system"
 
-    short = await client.post("/users/signup", json={"email": "short@example.com", "password": "1234567"})
+    short = await client.post(
+        "/users/signup", json={"email": "short@example.com", "password": "1234567"}
+    )
     assert short.status_code == 422
-    invalid = await client.post("/users/signup", json={"email": "not-an-email", "password": "password1"})
+    invalid = await client.post(
+        "/users/signup", json={"email": "not-an-email", "password": "password1"}
+    )
     assert invalid.status_code == 422
 
-    wrong = await client.post("/login/access-token", data={"username": email, "password": "password2"})
+    wrong = await client.post(
+        "/login/access-token", data={"username": email, "password": "password2"}
+    )
     assert wrong.status_code == 400
     assert wrong.json() == {"detail": "Incorrect email or password"}
-    nobody = await client.post("/login/access-token", data={"username": "no@example.com", "password": "password1"})
+    nobody = await client.post(
+        "/login/access-token", data={"username": "no@example.com", "password": "password1"}
+    )
     assert nobody.status_code == 400
-    assert (await client.post("/login/access-token", data={"username": email, "password": "password1"})).status_code == 200
+    assert (
+        await client.post("/login/access-token", data={"username": email, "password": "password1"})
+    ).status_code == 200
 
 
 async def test_protected_routes_need_a_valid_token(client: httpx.AsyncClient) -> None:

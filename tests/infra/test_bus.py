@@ -5,7 +5,6 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-
 from bishop_contracts.events import Event, WorkerHealth
 from bishop_contracts.topics import Topic
 from bishop_infra.bus import Bus, bus_from_url

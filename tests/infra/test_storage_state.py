@@ -7,14 +7,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
 from bishop_infra.state import LockTimeout, State, state_from_url
 from bishop_infra.storage import ObjectNotFound, Storage, storage_from_url
 
 
 @pytest.fixture(params=["local", "s3"])
 async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
-    url = f"file://{tmp_path}/objects" if request.param == "local" else request.getfixturevalue("server_urls").s3
+    url = (
+        f"file://{tmp_path}/objects"
+        if request.param == "local"
+        else request.getfixturevalue("server_urls").s3
+    )
     store = storage_from_url(url)
     await store.ensure_ready()
     yield store
@@ -76,7 +79,7 @@ async def test_lock_excludes(state: State) -> None:
 
     async def critical() -> None:
         nonlocal inside, peak
-        async with state.lock(name, timeout=5, wait=5):
+        async with state.lock(name, ttl=5, wait=5):
             inside += 1
             peak = max(peak, inside)
             await asyncio.sleep(0.05)

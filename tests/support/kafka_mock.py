@@ -15,7 +15,9 @@ import confluent_kafka
 
 def _librdkafka() -> ctypes.CDLL:
     package = os.path.dirname(confluent_kafka.__file__)
-    candidates = glob.glob(os.path.join(package, os.pardir, "confluent_kafka.libs", "librdkafka*.so*"))
+    candidates = glob.glob(
+        os.path.join(package, os.pardir, "confluent_kafka.libs", "librdkafka*.so*")
+    )
     lib = ctypes.CDLL(candidates[0] if candidates else "librdkafka.so.1")
     lib.rd_kafka_conf_new.restype = ctypes.c_void_p
     lib.rd_kafka_new.restype = ctypes.c_void_p
@@ -25,7 +27,12 @@ def _librdkafka() -> ctypes.CDLL:
     lib.rd_kafka_mock_cluster_bootstraps.restype = ctypes.c_char_p
     lib.rd_kafka_mock_cluster_bootstraps.argtypes = [ctypes.c_void_p]
     lib.rd_kafka_mock_topic_create.restype = ctypes.c_int
-    lib.rd_kafka_mock_topic_create.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_int]
+    lib.rd_kafka_mock_topic_create.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_int,
+    ]
     lib.rd_kafka_mock_group_initial_rebalance_delay_ms.argtypes = [ctypes.c_void_p, ctypes.c_int]
     return lib
 

@@ -16,13 +16,12 @@ import subprocess
 import sys
 import time
 import uuid
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
-
 from bishop_contracts.topics import Topic
 
 KAFKA_MOCK = Path(__file__).with_name("kafka_mock.py")
@@ -34,7 +33,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
+def _wait_for_port(
+    host: str, port: int, process: subprocess.Popen[bytes], timeout: float = 20
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -54,7 +55,8 @@ def kafka() -> Iterator[str]:
         return
     process = subprocess.Popen(
         [sys.executable, str(KAFKA_MOCK), *[t.value for t in Topic]],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     try:
         assert process.stdout is not None
@@ -80,9 +82,20 @@ def s3(root: Path) -> Iterator[str]:
     port = free_port()
     (root / "s3").mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [rclone, "serve", "s3", "--addr", f"127.0.0.1:{port}", "--auth-key", f"{access},{secret}",
-         "--config", "/dev/null", str(root / "s3")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            rclone,
+            "serve",
+            "s3",
+            "--addr",
+            f"127.0.0.1:{port}",
+            "--auth-key",
+            f"{access},{secret}",
+            "--config",
+            "/dev/null",
+            str(root / "s3"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         _wait_for_port("127.0.0.1", port, process)
@@ -99,7 +112,9 @@ def redis_url() -> str:
 
 async def create_postgres_database() -> tuple[str, str]:
     """A fresh database; returns its asyncpg SQLAlchemy URL and its name."""
-    admin = os.environ.get("BISHOP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    admin = os.environ.get(
+        "BISHOP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
     name = f"bishop_test_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(admin)
     try:
@@ -111,7 +126,9 @@ async def create_postgres_database() -> tuple[str, str]:
 
 
 async def drop_postgres_database(name: str) -> None:
-    admin = os.environ.get("BISHOP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    admin = os.environ.get(
+        "BISHOP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
     conn = await asyncpg.connect(admin)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

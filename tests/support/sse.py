@@ -6,7 +6,9 @@ from typing import Any
 import httpx
 
 
-async def read_events(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
+async def read_events(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str]
+) -> list[tuple[str, dict[str, Any]]]:
     """Read a stream until the server closes it; returns (event, data) pairs."""
     events: list[tuple[str, dict[str, Any]]] = []
     kind, data = "message", ""

@@ -25,18 +25,26 @@ log = logging.getLogger("bishop")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bishop", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="run every installed service in one process (embedded mode)")
+    up = commands.add_parser(
+        "up", help="run every installed service in one process (embedded mode)"
+    )
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=8000)
-    up.add_argument("--data-dir", type=Path, default=None, help="where data is kept (default ./bishop-data)")
-    serve = commands.add_parser("serve", help="run the backend alone, configured by BISHOP_* variables")
+    up.add_argument(
+        "--data-dir", type=Path, default=None, help="where data is kept (default ./bishop-data)"
+    )
+    serve = commands.add_parser(
+        "serve", help="run the backend alone, configured by BISHOP_* variables"
+    )
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=8000)
     db = commands.add_parser("db", help="database migrations")
     db.add_argument("action", choices=["upgrade", "revision"])
     db.add_argument("-m", "--message", default="schema change")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     if args.command == "up":
         if args.data_dir is not None:
@@ -53,10 +61,15 @@ def main(argv: list[str] | None = None) -> None:
 
 async def _up(settings: Settings, host: str, port: int) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="info"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host=host, port=port, log_level="info")
+    )
     services = [ep for ep in entry_points(group="bishop.services")]
     tasks = [asyncio.create_task(ep.load()(), name=ep.name) for ep in services]
-    print(f"Bishop (embedded) on http://{host}:{port}  API docs: http://{host}:{port}/docs", flush=True)
+    print(
+        f"Bishop (embedded) on http://{host}:{port}  API docs: http://{host}:{port}/docs",
+        flush=True,
+    )
     print(f"Data folder: {settings.data_dir.resolve()}", flush=True)
     if services:
         print("Also running: " + ", ".join(ep.name for ep in services), flush=True)

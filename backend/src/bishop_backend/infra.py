@@ -2,14 +2,14 @@
 
 from dataclasses import dataclass
 
+from bishop_infra.bus import Bus, bus_from_url
+from bishop_infra.state import State, state_from_url
+from bishop_infra.storage import Storage, storage_from_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bishop_backend.db import create_engine, session_factory
 from bishop_backend.settings import Settings
-from bishop_infra.bus import Bus, bus_from_url
-from bishop_infra.state import State, state_from_url
-from bishop_infra.storage import Storage, storage_from_url
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Object keys, in the thesis's layout: users/{user_id}/avatars/{avatar_id}/{file_type}/{file_id}.{ext}."""
+"""Object keys, in the thesis's layout:
+`users/{user_id}/avatars/{avatar_id}/{file_type}/{file_id}.{ext}`."""
 
 import uuid
 
@@ -7,7 +8,9 @@ def avatar_prefix(user_id: uuid.UUID, avatar_id: uuid.UUID) -> str:
     return f"users/{user_id}/avatars/{avatar_id}/"
 
 
-def material_key(user_id: uuid.UUID, avatar_id: uuid.UUID, kind: str, material_id: uuid.UUID, ext: str) -> str:
+def material_key(
+    user_id: uuid.UUID, avatar_id: uuid.UUID, kind: str, material_id: uuid.UUID, ext: str
+) -> str:
     return f"{avatar_prefix(user_id, avatar_id)}{kind}/{material_id}.{ext}"
 
 

@@ -1,9 +1,9 @@
 """The FastAPI app: routes, error mapping, and the infrastructure it starts and stops."""
 
 import logging
-from datetime import timedelta
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -97,4 +97,3 @@ class IgnoreTrailingSlash:
         if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
             scope = {**scope, "path": path.rstrip("/")}
         await self.app(scope, receive, send)
-

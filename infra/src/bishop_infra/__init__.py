@@ -1,1 +1,2 @@
-"""Bishop infrastructure adapters, chosen by URL: real servers in production, embedded ones on a laptop."""
+"""Bishop infrastructure adapters, chosen by URL: real servers in production, embedded ones
+on a laptop."""

@@ -32,7 +32,9 @@ async def read_avatar(avatar: OwnedAvatar) -> Avatar:
 
 
 @router.api_route("/{avatar_id}", methods=["PUT", "PATCH"], response_model=AvatarPublic)
-async def update_avatar(session: SessionDep, avatar: OwnedAvatar, avatar_in: AvatarUpdate) -> Avatar:
+async def update_avatar(
+    session: SessionDep, avatar: OwnedAvatar, avatar_in: AvatarUpdate
+) -> Avatar:
     return await avatars.update_avatar(session, avatar, avatar_in)
 
 
@@ -47,5 +49,7 @@ async def list_versions(session: SessionDep, avatar: OwnedAvatar) -> list[Adapte
 
 
 @router.put("/{avatar_id}/versions/active", response_model=AvatarPublic)
-async def activate_version(session: SessionDep, avatar: OwnedAvatar, body: ActiveVersionUpdate) -> Avatar:
+async def activate_version(
+    session: SessionDep, avatar: OwnedAvatar, body: ActiveVersionUpdate
+) -> Avatar:
     return await training.activate(session, avatar, body.version_id)

@@ -1,7 +1,14 @@
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from bishop_backend.api.deps import API_PREFIX, InfraDep, OwnedAvatar, OwnedChat, OwnedMessage, SessionDep
+from bishop_backend.api.deps import (
+    API_PREFIX,
+    InfraDep,
+    OwnedAvatar,
+    OwnedChat,
+    OwnedMessage,
+    SessionDep,
+)
 from bishop_backend.errors import NotFound
 from bishop_backend.models import (
     Chat,
@@ -84,7 +91,9 @@ async def stream_response(
 
 
 @router.get("/{chat_id}/msgs/{msg_id}/response/dub", response_class=StreamingResponse)
-async def download_dub(session: SessionDep, infra: InfraDep, message: OwnedMessage) -> StreamingResponse:
+async def download_dub(
+    session: SessionDep, infra: InfraDep, message: OwnedMessage
+) -> StreamingResponse:
     """The voiced reply as audio/wav (404 until ready)."""
     reply = await chats.reply_of(session, message)
     if reply.dub_status != ReplyStatus.READY or reply.dub_key is None:

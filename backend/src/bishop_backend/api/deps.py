@@ -29,7 +29,9 @@ async def get_session(infra: InfraDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-TokenDep = Annotated[str, Depends(OAuth2PasswordBearer(tokenUrl=f"{API_PREFIX}/login/access-token"))]
+TokenDep = Annotated[
+    str, Depends(OAuth2PasswordBearer(tokenUrl=f"{API_PREFIX}/login/access-token"))
+]
 
 
 async def get_current_user(session: SessionDep, infra: InfraDep, token: TokenDep) -> User:
@@ -84,7 +86,9 @@ async def get_owned_message(msg_id: uuid.UUID, chat: OwnedChat, session: Session
 OwnedMessage = Annotated[Message, Depends(get_owned_message)]
 
 
-async def get_owned_material(material_id: uuid.UUID, avatar: OwnedAvatar, session: SessionDep) -> Material:
+async def get_owned_material(
+    material_id: uuid.UUID, avatar: OwnedAvatar, session: SessionDep
+) -> Material:
     material = await session.get(Material, material_id)
     if material is None or material.avatar_id != avatar.id:
         raise NotFound("Material not found")

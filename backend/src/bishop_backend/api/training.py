@@ -1,8 +1,8 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from bishop_backend.errors import NotFound
 from bishop_backend.api.deps import API_PREFIX, InfraDep, OwnedAvatar, OwnedMaterial, SessionDep
+from bishop_backend.errors import NotFound
 from bishop_backend.models import MaterialPublic, TrainingRun, TrainingRunPublic, TrainingStatus
 from bishop_backend.services import materials, training
 from bishop_backend.services.downloads import object_response
@@ -47,19 +47,25 @@ async def upload_materials(
 
 @router.get("/materials", response_model=list[MaterialPublic])
 async def list_materials(session: SessionDep, avatar: OwnedAvatar) -> list[MaterialPublic]:
-    return [materials.public(m, API_PREFIX) for m in await materials.list_materials(session, avatar)]
+    return [
+        materials.public(m, API_PREFIX) for m in await materials.list_materials(session, avatar)
+    ]
 
 
 @router.get("/materials/{material_id}/download", response_class=StreamingResponse)
 async def download_material(infra: InfraDep, material: OwnedMaterial) -> StreamingResponse:
-    return await object_response(infra.storage, material.storage_key, material.content_type, material.filename)
+    return await object_response(
+        infra.storage, material.storage_key, material.content_type, material.filename
+    )
 
 
 @router.get("/materials/{material_id}/transcript", response_class=StreamingResponse)
 async def download_transcript(infra: InfraDep, material: OwnedMaterial) -> StreamingResponse:
     if material.transcript_key is None:
         raise NotFound("This material has no transcript yet")
-    return await object_response(infra.storage, material.transcript_key, "text/plain; charset=utf-8")
+    return await object_response(
+        infra.storage, material.transcript_key, "text/plain; charset=utf-8"
+    )
 
 
 @router.delete("/materials/{material_id}", status_code=204)

@@ -29,7 +29,9 @@ async def create_user(session: SessionDep, _: CurrentSuperuser, user_in: UserCre
 
 
 @router.get("/users", response_model=list[UserPublic])
-async def list_users(session: SessionDep, _: CurrentSuperuser, skip: int = 0, limit: int = 100) -> list[User]:
+async def list_users(
+    session: SessionDep, _: CurrentSuperuser, skip: int = 0, limit: int = 100
+) -> list[User]:
     query = select(User).order_by(col(User.created_at)).offset(skip).limit(min(limit, 500))
     return list((await session.exec(query)).all())
 
@@ -40,7 +42,9 @@ async def login(
 ) -> Token:
     user = await users.authenticate(session, form.username, form.password)
     expires = infra.settings.access_token_expire_minutes
-    return Token(access_token=create_access_token(user.id, infra.secret_key, timedelta(minutes=expires)))
+    return Token(
+        access_token=create_access_token(user.id, infra.secret_key, timedelta(minutes=expires))
+    )
 
 
 @router.post("/login/test-token", response_model=UserPublic)

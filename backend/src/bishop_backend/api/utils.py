@@ -1,11 +1,11 @@
 import json
 
+from bishop_contracts.events import HealthCheck
+from bishop_contracts.topics import Topic
 from fastapi import APIRouter
 from sqlalchemy import text
 
 from bishop_backend.api.deps import InfraDep
-from bishop_contracts.events import HealthCheck
-from bishop_contracts.topics import Topic
 
 router = APIRouter(prefix="/utils", tags=["utils"])
 

@@ -22,9 +22,9 @@ from bishop_backend.models.chat import (
 from bishop_backend.models.event import ProcessedEvent
 from bishop_backend.models.material import Material, MaterialPublic, MaterialStatus
 from bishop_backend.models.training import (
+    ActiveVersionUpdate,
     AdapterVersion,
     AdapterVersionPublic,
-    ActiveVersionUpdate,
     RunStatus,
     TrainingRun,
     TrainingRunPublic,

@@ -2,12 +2,12 @@
 
 import uuid
 
+from bishop_infra.storage import Storage
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bishop_backend.keys import avatar_prefix
 from bishop_backend.models import Avatar, AvatarCreate, AvatarUpdate, User
-from bishop_infra.storage import Storage
 
 
 async def list_avatars(session: AsyncSession, owner: User, skip: int, limit: int) -> list[Avatar]:

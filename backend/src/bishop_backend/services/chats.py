@@ -2,6 +2,8 @@
 
 import uuid
 
+from bishop_contracts.events import InferenceResponse, Persona, Turn
+from bishop_contracts.topics import Topic
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -17,8 +19,6 @@ from bishop_backend.models import (
     MessageRole,
     ReplyStatus,
 )
-from bishop_contracts.events import InferenceResponse, Persona, Turn
-from bishop_contracts.topics import Topic
 
 
 async def list_chats(session: AsyncSession, avatar: Avatar) -> list[Chat]:
@@ -54,7 +54,9 @@ async def history(session: AsyncSession, chat: Chat, limit: int | None = None) -
     return list(reversed(newest))
 
 
-async def send(infra: Infra, session: AsyncSession, avatar: Avatar, chat: Chat, text: str) -> tuple[Message, Message]:
+async def send(
+    infra: Infra, session: AsyncSession, avatar: Avatar, chat: Chat, text: str
+) -> tuple[Message, Message]:
     """Store the user's message and a pending reply, then request the reply."""
     turns = [
         Turn(role=m.role, text=m.text)  # type: ignore[arg-type]
@@ -62,11 +64,17 @@ async def send(infra: Infra, session: AsyncSession, avatar: Avatar, chat: Chat, 
         if m.status == ReplyStatus.READY
     ]
     message = Message(chat_id=chat.id, role=MessageRole.USER, text=text)
-    reply = Message(chat_id=chat.id, role=MessageRole.AVATAR, reply_to_id=message.id, status=ReplyStatus.PENDING)
+    reply = Message(
+        chat_id=chat.id, role=MessageRole.AVATAR, reply_to_id=message.id, status=ReplyStatus.PENDING
+    )
     session.add_all([message, reply])
     await session.commit()
 
-    version = await session.get(AdapterVersion, avatar.active_version_id) if avatar.active_version_id else None
+    version = (
+        await session.get(AdapterVersion, avatar.active_version_id)
+        if avatar.active_version_id
+        else None
+    )
     event = InferenceResponse(
         message_id=reply.id,
         text=text,
@@ -84,7 +92,9 @@ async def send(infra: Infra, session: AsyncSession, avatar: Avatar, chat: Chat, 
         reply.error = "the text worker could not be reached"
         session.add(reply)
         await session.commit()
-        raise Unavailable("The message is saved, but no reply could be requested: the bus is unavailable") from exc
+        raise Unavailable(
+            "The message is saved, but no reply could be requested: the bus is unavailable"
+        ) from exc
     return message, reply
 
 

@@ -2,10 +2,10 @@
 
 from urllib.parse import quote
 
+from bishop_infra.storage import ObjectNotFound, Storage
 from fastapi.responses import StreamingResponse
 
 from bishop_backend.errors import NotFound
-from bishop_infra.storage import ObjectNotFound, Storage
 
 
 async def object_response(

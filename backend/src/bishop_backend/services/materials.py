@@ -6,17 +6,17 @@ import uuid
 from dataclasses import dataclass
 from typing import get_args
 
-from starlette.datastructures import FormData, UploadFile
+from bishop_contracts.events import MaterialType, MaterialUploaded
+from bishop_contracts.topics import Topic
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.datastructures import FormData, UploadFile
 
-from bishop_backend.errors import Unavailable, UnsupportedMedia, Unprocessable
+from bishop_backend.errors import Unavailable, Unprocessable, UnsupportedMedia
 from bishop_backend.infra import Infra
 from bishop_backend.keys import material_key
 from bishop_backend.models import Avatar, Material, MaterialPublic
 from bishop_backend.services.sniff import FileType, detect
-from bishop_contracts.events import MaterialType, MaterialUploaded
-from bishop_contracts.topics import Topic
 
 MATERIAL_TYPES: tuple[str, ...] = get_args(MaterialType)
 VOICE_KINDS = ("audio", "video")
@@ -36,11 +36,15 @@ def public(material: Material, api_prefix: str) -> MaterialPublic:
 
 
 async def list_materials(session: AsyncSession, avatar: Avatar) -> list[Material]:
-    query = select(Material).where(Material.avatar_id == avatar.id).order_by(col(Material.created_at))
+    query = (
+        select(Material).where(Material.avatar_id == avatar.id).order_by(col(Material.created_at))
+    )
     return list((await session.exec(query)).all())
 
 
-async def upload(infra: Infra, session: AsyncSession, avatar: Avatar, form: FormData) -> list[Material]:
+async def upload(
+    infra: Infra, session: AsyncSession, avatar: Avatar, form: FormData
+) -> list[Material]:
     """Store every file of the form or none of them, then tell the workers."""
     material_type = form.get("type")
     if material_type not in MATERIAL_TYPES:
@@ -74,7 +78,9 @@ def _check(upload: UploadFile, material_type: str) -> _Checked:
         raise Unprocessable(f"{name}: the file is empty")
     filetype = detect(name, upload.file)
     if material_type == "voice_synthesis" and filetype.kind not in VOICE_KINDS:
-        raise UnsupportedMedia(f"{name}: a voice sample must be audio or video, not {filetype.kind}")
+        raise UnsupportedMedia(
+            f"{name}: a voice sample must be audio or video, not {filetype.kind}"
+        )
     return _Checked(upload, filetype)
 
 

@@ -8,6 +8,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bishop_contracts import events as ev
+from bishop_contracts.events import derive_event_id
+from bishop_contracts.topics import Topic
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -20,7 +23,6 @@ from bishop_backend.models import (
     AvatarStatus,
     Material,
     MaterialStatus,
-    Message,
     ProcessedEvent,
     ReplyStatus,
     RunStatus,
@@ -30,9 +32,6 @@ from bishop_backend.models.training import ACTIVE_RUN_STATUSES
 from bishop_backend.services import replies
 from bishop_backend.services.chats import load_reply
 from bishop_backend.services.training import end_run
-from bishop_contracts import events as ev
-from bishop_contracts.events import derive_event_id
-from bishop_contracts.topics import Topic
 
 log = logging.getLogger("bishop.orchestrator")
 
@@ -90,7 +89,9 @@ class Orchestrator:
         # The index makes a redelivered delta rewrite the same field: no id bookkeeping needed.
         key = replies.deltas_key(event.message_id)
         await self.infra.state.put_field(key, str(event.index), event.text, replies.DELTAS_TTL)
-        await replies.notify(self.infra, event.message_id, "delta", index=event.index, text=event.text)
+        await replies.notify(
+            self.infra, event.message_id, "delta", index=event.index, text=event.text
+        )
 
     async def _dub_chunk(self, event: ev.DubChunk) -> None:
         async with self.infra.sessions() as session:
@@ -108,7 +109,9 @@ def _under(avatar: Avatar, key: str) -> bool:
     return key.startswith(avatar_prefix(avatar.owner_id, avatar.id)) and ".." not in key
 
 
-async def _save_response(infra: Infra, session: AsyncSession, event: ev.SaveResponse, notes: Notes) -> None:
+async def _save_response(
+    infra: Infra, session: AsyncSession, event: ev.SaveResponse, notes: Notes
+) -> None:
     found = await load_reply(session, event.message_id)
     if found is None:
         log.warning("save_response for unknown reply %s", event.message_id)
@@ -153,7 +156,9 @@ async def _voice_sample(session: AsyncSession, avatar: Avatar) -> str | None:
     return (await session.exec(query)).first()
 
 
-async def _response_failed(infra: Infra, session: AsyncSession, event: ev.ResponseFailed, notes: Notes) -> None:
+async def _response_failed(
+    infra: Infra, session: AsyncSession, event: ev.ResponseFailed, notes: Notes
+) -> None:
     found = await load_reply(session, event.message_id)
     if found is None or found[0].status == ReplyStatus.READY:
         return
@@ -164,7 +169,9 @@ async def _response_failed(infra: Infra, session: AsyncSession, event: ev.Respon
     notes.append((reply.id, "error", {"reason": reply.error}))
 
 
-async def _save_dub(infra: Infra, session: AsyncSession, event: ev.SaveResponseDub, notes: Notes) -> None:
+async def _save_dub(
+    infra: Infra, session: AsyncSession, event: ev.SaveResponseDub, notes: Notes
+) -> None:
     found = await load_reply(session, event.message_id)
     if found is None or not _under(found[1], event.dub_url):
         log.warning("dub for unknown reply or outside its avatar: %s", event.event_id)
@@ -179,7 +186,9 @@ async def _save_dub(infra: Infra, session: AsyncSession, event: ev.SaveResponseD
     notes.append((reply.id, "dub", {}))
 
 
-async def _dub_failed(infra: Infra, session: AsyncSession, event: ev.DubFailed, notes: Notes) -> None:
+async def _dub_failed(
+    infra: Infra, session: AsyncSession, event: ev.DubFailed, notes: Notes
+) -> None:
     found = await load_reply(session, event.message_id)
     if found is None or found[0].dub_status == ReplyStatus.READY:
         return
@@ -201,26 +210,36 @@ async def _active_run(session: AsyncSession, event: Any) -> tuple[TrainingRun, A
     return (run, avatar) if avatar else None
 
 
-async def _train_progress(infra: Infra, session: AsyncSession, event: ev.TrainProgress, notes: Notes) -> None:
+async def _train_progress(
+    infra: Infra, session: AsyncSession, event: ev.TrainProgress, notes: Notes
+) -> None:
     if (found := await _active_run(session, event)) is None:
         return
     run, avatar = found
     if run.step > event.step:  # an older report arriving late
         return
-    run.sqlmodel_update(event.model_dump(include={"step", "total_steps", "loss", "eval_loss", "tokens_per_second", "eta_seconds"}))
+    run.sqlmodel_update(
+        event.model_dump(
+            include={"step", "total_steps", "loss", "eval_loss", "tokens_per_second", "eta_seconds"}
+        )
+    )
     run.status = RunStatus.TRAINING
     avatar.status = AvatarStatus.TRAINING
     session.add_all([run, avatar])
 
 
-async def _train_finished(infra: Infra, session: AsyncSession, event: ev.TrainFinished, notes: Notes) -> None:
+async def _train_finished(
+    infra: Infra, session: AsyncSession, event: ev.TrainFinished, notes: Notes
+) -> None:
     if (found := await _active_run(session, event)) is None:
         return
     run, avatar = found
     if not _under(avatar, event.adapter_url):
         end_run(session, run, avatar, RunStatus.FAILED, "the adapter was stored outside the avatar")
         return
-    count = (await session.exec(select(func.count()).where(AdapterVersion.avatar_id == avatar.id))).one()
+    count = (
+        await session.exec(select(func.count()).where(AdapterVersion.avatar_id == avatar.id))
+    ).one()
     version = AdapterVersion(
         avatar_id=avatar.id,
         run_id=run.id,
@@ -235,12 +254,16 @@ async def _train_finished(infra: Infra, session: AsyncSession, event: ev.TrainFi
     end_run(session, run, avatar, RunStatus.FINISHED, None)
 
 
-async def _train_failed(infra: Infra, session: AsyncSession, event: ev.TrainFailed, notes: Notes) -> None:
+async def _train_failed(
+    infra: Infra, session: AsyncSession, event: ev.TrainFailed, notes: Notes
+) -> None:
     if (found := await _active_run(session, event)) is not None:
         end_run(session, *found, RunStatus.FAILED, event.reason[:2000])
 
 
-async def _train_stopped(infra: Infra, session: AsyncSession, event: ev.TrainStopped, notes: Notes) -> None:
+async def _train_stopped(
+    infra: Infra, session: AsyncSession, event: ev.TrainStopped, notes: Notes
+) -> None:
     if (found := await _active_run(session, event)) is not None:
         end_run(session, *found, RunStatus.STOPPED, None)
 
@@ -249,7 +272,9 @@ async def _material_event(infra: Infra, session: AsyncSession, event: Any, notes
     material = await session.get(Material, event.material_id)
     if material is None or material.avatar_id != event.avatar_id:
         return  # deleted meanwhile
-    if material.status in (MaterialStatus.PROCESSED, MaterialStatus.FAILED) and isinstance(event, ev.MaterialProcessing):
+    if material.status in (MaterialStatus.PROCESSED, MaterialStatus.FAILED) and isinstance(
+        event, ev.MaterialProcessing
+    ):
         return  # a late "started" after the outcome
     if isinstance(event, ev.MaterialProcessing):
         material.status = MaterialStatus.PROCESSING

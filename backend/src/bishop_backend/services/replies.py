@@ -80,7 +80,9 @@ async def stream(infra: Infra, reply_id: uuid.UUID, dub_url: str) -> AsyncIterat
         messages = aiter(live)
         while (left := deadline - time.monotonic()) > 0:
             try:
-                raw = await asyncio.wait_for(anext(messages), min(left, settings.reply_stream_heartbeat))
+                raw = await asyncio.wait_for(
+                    anext(messages), min(left, settings.reply_stream_heartbeat)
+                )
             except TimeoutError:
                 yield ": keep-alive\n\n"
                 continue

@@ -7,8 +7,13 @@ from typing import BinaryIO
 
 from bishop_backend.errors import UnsupportedMedia
 
-TEXT_EXTENSIONS = {"txt": "text/plain", "md": "text/markdown", "json": "application/json",
-                   "srt": "text/plain", "vtt": "text/vtt"}
+TEXT_EXTENSIONS = {
+    "txt": "text/plain",
+    "md": "text/markdown",
+    "json": "application/json",
+    "srt": "text/plain",
+    "vtt": "text/vtt",
+}
 KIND_EXTENSIONS = {
     "text": set(TEXT_EXTENSIONS),
     "document": {"pdf", "docx"},
@@ -53,7 +58,9 @@ def detect(filename: str, body: BinaryIO) -> FileType:
         claimed_kind = next((k for k, exts in KIND_EXTENSIONS.items() if claimed in exts), None)
         if claimed_kind is None:
             raise UnsupportedMedia(f"{filename}: .{claimed} files are not supported")
-        raise UnsupportedMedia(f"{filename}: the content is {kind}, not {claimed_kind} as .{claimed} says")
+        raise UnsupportedMedia(
+            f"{filename}: the content is {kind}, not {claimed_kind} as .{claimed} says"
+        )
     if claimed in KIND_EXTENSIONS[kind]:
         ext = claimed
     return FileType(kind, ext, CONTENT_TYPES[ext])
@@ -81,7 +88,9 @@ def _from_content(head: bytes, claimed: str, body: BinaryIO) -> tuple[str, str]:
         return "video", "webm" if b"webm" in head else "mkv"
     if _is_text(head):
         return "text", claimed if claimed in TEXT_EXTENSIONS else "txt"
-    raise UnsupportedMedia("unsupported file type: expected text, PDF, DOCX, audio, video or a Telegram export")
+    raise UnsupportedMedia(
+        "unsupported file type: expected text, PDF, DOCX, audio, video or a Telegram export"
+    )
 
 
 def _zip_kind(body: BinaryIO) -> tuple[str, str]:

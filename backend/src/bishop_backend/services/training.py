@@ -2,6 +2,8 @@
 
 import uuid
 
+from bishop_contracts.events import TrainMaterial, TrainStart, TrainStop
+from bishop_contracts.topics import Topic
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,8 +22,6 @@ from bishop_backend.models import (
     TrainingStatus,
 )
 from bishop_backend.models.common import utcnow
-from bishop_contracts.events import TrainMaterial, TrainStart, TrainStop
-from bishop_contracts.topics import Topic
 
 TRAINING_STATES = (AvatarStatus.QUEUED, AvatarStatus.TRAINING)
 
@@ -59,14 +59,18 @@ async def start(infra: Infra, session: AsyncSession, avatar: Avatar) -> Training
 
 
 async def _trainable(session: AsyncSession, avatar: Avatar) -> list[Material]:
-    query = select(Material).where(Material.avatar_id == avatar.id).order_by(col(Material.created_at))
+    query = (
+        select(Material).where(Material.avatar_id == avatar.id).order_by(col(Material.created_at))
+    )
     materials = list((await session.exec(query)).all())
     text = [m for m in materials if m.type == "basic"]
     if not text:
         raise Conflict("Upload training materials (type basic) before starting training")
     if not any(m.status == MaterialStatus.PROCESSED for m in text):
         if any(m.status in (MaterialStatus.UPLOADED, MaterialStatus.PROCESSING) for m in text):
-            raise Conflict("Materials are still being processed; start training when they are ready")
+            raise Conflict(
+                "Materials are still being processed; start training when they are ready"
+            )
         raise Conflict("None of the materials could be processed; upload other materials")
     return [m for m in materials if m.status == MaterialStatus.PROCESSED]
 

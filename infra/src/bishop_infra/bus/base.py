@@ -6,10 +6,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from pydantic import ValidationError
-
 from bishop_contracts.events import Event, parse_event, topic_accepts
 from bishop_contracts.topics import Topic
+from pydantic import ValidationError
 
 log = logging.getLogger("bishop.bus")
 
@@ -72,12 +71,18 @@ class Bus(ABC):
                 if attempt == self.max_attempts:
                     log.exception(
                         "dead event %s %s after %d attempts: %s",
-                        event.event, event.event_id, attempt, value[:2000],
+                        event.event,
+                        event.event_id,
+                        attempt,
+                        value[:2000],
                     )
                     return
                 log.warning(
                     "handler for %s %s failed (attempt %d), retrying",
-                    event.event, event.event_id, attempt, exc_info=True,
+                    event.event,
+                    event.event_id,
+                    attempt,
+                    exc_info=True,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

@@ -6,15 +6,17 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import OffsetAndMetadata
-
 from bishop_contracts.topics import Topic
+
 from bishop_infra.bus.base import Bus, Subscription
 
 log = logging.getLogger("bishop.bus")
 
 
 class KafkaBus(Bus):
-    def __init__(self, bootstrap_servers: str, *, client_id: str = "bishop", **kwargs: float) -> None:
+    def __init__(
+        self, bootstrap_servers: str, *, client_id: str = "bishop", **kwargs: float
+    ) -> None:
         super().__init__(**kwargs)
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
@@ -75,4 +77,3 @@ class KafkaBus(Bus):
         self._tasks.clear()
         self._consumers.clear()
         self._producer = None
-

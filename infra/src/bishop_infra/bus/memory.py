@@ -9,6 +9,7 @@ import contextlib
 import logging
 
 from bishop_contracts.topics import Topic
+
 from bishop_infra.bus.base import Bus, Subscription
 
 log = logging.getLogger("bishop.bus")

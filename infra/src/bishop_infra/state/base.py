@@ -15,7 +15,9 @@ class State(ABC):
         """Take `key` if nobody holds it; True for the first caller only (until it expires)."""
 
     @abstractmethod
-    def lock(self, name: str, *, timeout: float = 30, wait: float = 10) -> AbstractAsyncContextManager[None]:
+    def lock(
+        self, name: str, *, ttl: float = 30, wait: float = 10
+    ) -> AbstractAsyncContextManager[None]:
         """Mutual exclusion across every process sharing this state."""
 
     @abstractmethod

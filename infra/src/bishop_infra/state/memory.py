@@ -32,7 +32,7 @@ class MemoryState(State):
         return True
 
     @asynccontextmanager
-    async def lock(self, name: str, *, timeout: float = 30, wait: float = 10) -> AsyncIterator[None]:
+    async def lock(self, name: str, *, ttl: float = 30, wait: float = 10) -> AsyncIterator[None]:
         lock = self._locks[name]
         try:
             await asyncio.wait_for(lock.acquire(), wait)

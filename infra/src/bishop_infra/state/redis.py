@@ -1,5 +1,6 @@
 """Shared state on Redis."""
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,17 +22,16 @@ class RedisState(State):
         return bool(await self.client.set(self._k(key), "1", nx=True, px=int(ttl * 1000)))
 
     @asynccontextmanager
-    async def lock(self, name: str, *, timeout: float = 30, wait: float = 10) -> AsyncIterator[None]:
-        lock = self.client.lock(self._k("lock:" + name), timeout=timeout, blocking_timeout=wait)
+    async def lock(self, name: str, *, ttl: float = 30, wait: float = 10) -> AsyncIterator[None]:
+        lock = self.client.lock(self._k("lock:" + name), timeout=ttl, blocking_timeout=wait)
         if not await lock.acquire():
             raise LockTimeout(name)
         try:
             yield
         finally:
-            try:
+            # LockError: it expired while held; the ttl is the safety net, nothing to undo.
+            with contextlib.suppress(LockError):
                 await lock.release()
-            except LockError:
-                pass  # expired while held: the timeout is the safety net, nothing to undo
 
     async def set_value(self, key: str, value: str, ttl: float) -> None:
         await self.client.set(self._k(key), value, px=int(ttl * 1000))

@@ -32,7 +32,11 @@ class S3Storage(Storage):
 
     async def put_stream(self, key: str, body: BinaryIO, size: int, content_type: str) -> None:
         await asyncio.to_thread(
-            self.client.put_object, self.bucket, check_key(key), body, size,
+            self.client.put_object,
+            self.bucket,
+            check_key(key),
+            body,
+            size,
             content_type=content_type,
         )
 
@@ -73,5 +77,7 @@ class S3Storage(Storage):
         ]
         errors = list(self.client.remove_objects(self.bucket, [DeleteObject(n) for n in names]))
         if errors:
-            raise RuntimeError(f"could not delete {len(errors)} objects under {prefix}: {errors[0]}")
+            raise RuntimeError(
+                f"could not delete {len(errors)} objects under {prefix}: {errors[0]}"
+            )
         return len(names)

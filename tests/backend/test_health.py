@@ -1,0 +1,37 @@
+import asyncio
+import uuid
+
+import httpx
+from bishop_infra.worker import WorkerSettings
+from bishop_sound import worker as sound_worker
+from bishop_text import worker as text_worker
+
+from tests.conftest import Stack
+
+
+async def test_health_check_reports_dependencies_and_workers(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    first = await client.get("/utils/health-check/")
+    assert first.status_code == 200
+    assert first.json()["database"] == "ok"
+
+    settings = WorkerSettings(_env_file=None, bus_url=stack.settings.bus_url)
+    run = uuid.uuid4().hex[:6]
+    workers = [
+        asyncio.create_task(text_worker.run(settings, group=f"ml-text-{run}")),
+        asyncio.create_task(sound_worker.run(settings, group=f"ml-sound-{run}")),
+    ]
+    try:
+        async with asyncio.timeout(20):
+            while True:
+                body = (await client.get("/utils/health-check")).json()
+                if all(body["workers"].values()):
+                    break
+                await asyncio.sleep(0.2)
+        assert body["workers"]["ml-text"]["status"] == "ok"
+        assert body["workers"]["ml-sound"]["worker"] == "ml-sound"
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
