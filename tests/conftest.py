@@ -67,7 +67,8 @@ def stack_settings(
     return Settings(
         database_url=database_url,
         storage_url=urls.s3,
-        bus_url=f"kafka://{urls.kafka}",
+        # The mock broker answers fetches only when this wait is over (see KafkaBus).
+        bus_url=f"kafka://{urls.kafka}?fetch_max_wait_ms=10",
         state_url=urls.redis,
         consumer_group=f"backend-{run}",
         **common,

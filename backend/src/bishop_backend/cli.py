@@ -60,7 +60,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 async def _up(settings: Settings, host: str, port: int) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host=host, port=port, log_level="info")
     )

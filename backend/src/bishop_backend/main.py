@@ -33,6 +33,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not (settings.database_url and settings.storage_url):
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
         infra = Infra.from_settings(settings)
         if settings.migrate_on_start:
             await upgrade(infra.engine)

@@ -48,8 +48,10 @@ class Settings(BaseSettings):
         """The configured key; in local mode without one, a random key kept in the data folder
         so that logins survive restarts."""
         if self.secret_key:
-            if self.environment == "production" and self.secret_key == PLACEHOLDER_SECRET:
-                raise ValueError("BISHOP_SECRET_KEY is still the placeholder; set a real secret")
+            if self.environment == "production" and (
+                self.secret_key == PLACEHOLDER_SECRET or len(self.secret_key) < 32
+            ):
+                raise ValueError("BISHOP_SECRET_KEY is a placeholder or shorter than 32 characters")
             return self.secret_key
         if self.environment == "production":
             raise ValueError("BISHOP_SECRET_KEY must be set in production")

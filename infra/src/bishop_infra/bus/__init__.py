@@ -1,6 +1,7 @@
-"""The bus: `kafka://host:port[,host:port]` (aiokafka) or `memory://name` (in-process)."""
+"""The bus: `kafka://host:port[,host:port][?fetch_max_wait_ms=100]` (aiokafka) or
+`memory://name` (in-process)."""
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from bishop_infra.bus.base import Bus, Handler, Subscription
 from bishop_infra.bus.memory import MemoryBus, shared_broker
@@ -13,7 +14,8 @@ def bus_from_url(url: str, *, client_id: str = "bishop") -> Bus:
     if parts.scheme == "kafka":
         from bishop_infra.bus.kafka import KafkaBus
 
-        return KafkaBus(parts.netloc, client_id=client_id)
+        wait = int(parse_qs(parts.query).get("fetch_max_wait_ms", ["100"])[0])
+        return KafkaBus(parts.netloc, client_id=client_id, fetch_max_wait_ms=wait)
     raise ValueError(f"unsupported bus URL {url!r}: use kafka://host:port or memory://")
 
 

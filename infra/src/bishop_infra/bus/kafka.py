@@ -15,10 +15,18 @@ log = logging.getLogger("bishop.bus")
 
 class KafkaBus(Bus):
     def __init__(
-        self, bootstrap_servers: str, *, client_id: str = "bishop", **kwargs: float
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str = "bishop",
+        fetch_max_wait_ms: int = 100,
+        **kwargs: float,
     ) -> None:
         super().__init__(**kwargs)
         self.bootstrap_servers = bootstrap_servers
+        # A broker answers a fetch as soon as data arrives; this bounds only idle polls, and
+        # brokers that do not wake fetches early (librdkafka's mock cluster) add it per hop.
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.client_id = client_id
         self._producer: AIOKafkaProducer | None = None
         self._consumers: list[AIOKafkaConsumer] = []
@@ -43,6 +51,7 @@ class KafkaBus(Bus):
                 heartbeat_interval_ms=1000,
                 session_timeout_ms=10000,
                 retry_backoff_ms=50,
+                fetch_max_wait_ms=self.fetch_max_wait_ms,
             )
             await consumer.start()
             self._consumers.append(consumer)

@@ -1,0 +1,167 @@
+"""Latency the orchestration adds to one chat turn.
+
+One turn: HTTP send -> `inference_response` on the bus -> an instant responder publishes
+`save_response` -> the backend stores the reply -> the `text` event arrives on the SSE stream.
+The baseline is a bare FastAPI endpoint doing the same database writes (two inserts, one
+update) on the same database, timed by the same client in the same process.
+
+    uv run python -m bench.chat_turn --turns 200            # embedded and server mode
+    uv run python -m bench.chat_turn --turns 200 --mode embedded
+"""
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from bishop_backend.db import create_engine, session_factory
+from bishop_backend.migrations import upgrade
+from bishop_backend.models import Avatar, Chat, Message, MessageRole, ReplyStatus, User
+from bishop_backend.settings import Settings
+from bishop_contracts.events import Event, InferenceResponse, SaveResponse
+from bishop_contracts.topics import Topic
+from bishop_infra.bus import bus_from_url
+from tests.conftest import ServerUrls, serve, stack_settings
+from tests.support import servers as srv
+
+
+async def orchestrated_turns(settings: Settings, turns: int) -> list[float]:
+    responder = bus_from_url(settings.bus_url, client_id="bench-responder")
+
+    async def answer(event: Event) -> None:
+        if isinstance(event, InferenceResponse):
+            reply = SaveResponse(message_id=event.message_id, generated_text=event.text)
+            await responder.publish(Topic.SAVE_RESPONSE, reply)
+
+    responder.subscribe(f"bench-{uuid.uuid4().hex[:6]}", [Topic.LLM_INFERENCE], answer)
+    await responder.start()
+    try:
+        async with serve(settings) as url, httpx.AsyncClient(base_url=url + "/api/v1") as client:
+            email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+            await client.post("/users/signup", json={"email": email, "password": "password1"})
+            token = (await client.post("/login/access-token", data={"username": email, "password": "password1"})).json()
+            headers = {"Authorization": f"Bearer {token['access_token']}"}
+            avatar = (await client.post("/avatars", json={"name": "Bench"}, headers=headers)).json()
+            chat = (await client.post(f"/avatars/{avatar['id']}/chat", json={"title": "b"}, headers=headers)).json()
+            msgs = f"/avatars/{avatar['id']}/chat/{chat['id']}/msgs"
+            samples = []
+            for n in range(turns + 10):
+                start = time.perf_counter()
+                sent = await client.post(msgs, json={"message": f"turn {n}"}, headers=headers)
+                reply_id = sent.json()["response_id"]
+                async with client.stream("GET", f"{msgs}/{reply_id}/response/stream", headers=headers) as stream:
+                    async for line in stream.aiter_lines():
+                        if line == "event: text":
+                            break
+                if n >= 10:  # warm-up turns are not counted
+                    samples.append(time.perf_counter() - start)
+            return samples
+    finally:
+        await responder.stop()
+
+
+def bare_app(database_url: str) -> FastAPI:
+    """The same writes as a chat turn, with no bus, no state and no auth."""
+    engine = create_engine(database_url)
+    sessions = session_factory(engine)
+    chat_id = uuid.uuid4()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await upgrade(engine)
+        async with sessions() as session:
+            user = User(email=f"bare-{chat_id}@example.com", hashed_password="x")
+            avatar = Avatar(name="bare", owner_id=user.id)
+            for row in (user, avatar, Chat(id=chat_id, title="bare", avatar_id=avatar.id)):
+                session.add(row)
+                await session.flush()  # no ORM relationships, so insert parents first
+            await session.commit()
+        yield
+        await engine.dispose()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/turn")
+    async def turn(body: dict[str, str]) -> dict[str, str]:
+        async with sessions() as session:
+            message = Message(chat_id=chat_id, role=MessageRole.USER, text=body["message"])
+            reply = Message(
+                chat_id=chat_id, role=MessageRole.AVATAR, reply_to_id=message.id, status=ReplyStatus.PENDING
+            )
+            session.add_all([message, reply])
+            await session.commit()
+            reply.text, reply.status = body["message"], ReplyStatus.READY
+            session.add(reply)
+            await session.commit()
+            return {"response_id": str(reply.id)}
+
+    return app
+
+
+async def bare_turns(database_url: str, turns: int) -> list[float]:
+    import uvicorn
+
+    port = srv.free_port()
+    server = uvicorn.Server(uvicorn.Config(bare_app(database_url), host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    samples = []
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        for n in range(turns + 10):
+            start = time.perf_counter()
+            await client.post("/turn", json={"message": f"turn {n}"})
+            if n >= 10:
+                samples.append(time.perf_counter() - start)
+    server.should_exit = True
+    await task
+    return samples
+
+
+def summary(name: str, samples: list[float]) -> dict[str, float | str]:
+    ordered = sorted(samples)
+    p95 = ordered[int(0.95 * (len(ordered) - 1))]
+    return {"run": name, "turns": len(samples), "p50_ms": statistics.median(ordered) * 1000, "p95_ms": p95 * 1000}
+
+
+async def main(turns: int, modes: list[str]) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        if "embedded" in modes:
+            settings = stack_settings("embedded", root / "embedded", None)
+            rows.append(summary("embedded: bare FastAPI, same SQLite writes", await bare_turns(f"sqlite+aiosqlite:///{root}/bare.db", turns)))
+            rows.append(summary("embedded: Bishop turn (HTTP -> bus -> SSE)", await orchestrated_turns(settings, turns)))
+        if "servers" in modes:
+            with srv.kafka() as bootstrap, srv.s3(root) as s3_url:
+                urls = ServerUrls(kafka=bootstrap, s3=s3_url, redis=srv.redis_url())
+                database_url, name = await srv.create_postgres_database()
+                try:
+                    bare = await bare_turns(database_url, turns)
+                    rows.append(summary("servers: bare FastAPI, same Postgres writes", bare))
+                    settings = stack_settings("servers", root / "servers", urls, database_url)
+                    bishop = await orchestrated_turns(settings, turns)
+                    rows.append(summary("servers: Bishop turn (HTTP -> Kafka -> SSE)", bishop))
+                finally:
+                    await srv.drop_postgres_database(name)
+    print("| run | turns | p50 ms | p95 ms |\n|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['run']} | {r['turns']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} |")
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--mode", choices=["embedded", "servers", "both"], default="both")
+    args = parser.parse_args()
+    asyncio.run(main(args.turns, ["embedded", "servers"] if args.mode == "both" else [args.mode]))
