@@ -21,8 +21,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-from fastapi import FastAPI
-
 from bishop_backend.db import create_engine, session_factory
 from bishop_backend.migrations import upgrade
 from bishop_backend.models import Avatar, Chat, Message, MessageRole, ReplyStatus, User
@@ -30,6 +28,8 @@ from bishop_backend.settings import Settings
 from bishop_contracts.events import Event, InferenceResponse, SaveResponse
 from bishop_contracts.topics import Topic
 from bishop_infra.bus import bus_from_url
+from fastapi import FastAPI
+
 from tests.conftest import ServerUrls, serve, stack_settings
 from tests.support import servers as srv
 
@@ -48,17 +48,27 @@ async def orchestrated_turns(settings: Settings, turns: int) -> list[float]:
         async with serve(settings) as url, httpx.AsyncClient(base_url=url + "/api/v1") as client:
             email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
             await client.post("/users/signup", json={"email": email, "password": "password1"})
-            token = (await client.post("/login/access-token", data={"username": email, "password": "password1"})).json()
+            token = (
+                await client.post(
+                    "/login/access-token", data={"username": email, "password": "password1"}
+                )
+            ).json()
             headers = {"Authorization": f"Bearer {token['access_token']}"}
             avatar = (await client.post("/avatars", json={"name": "Bench"}, headers=headers)).json()
-            chat = (await client.post(f"/avatars/{avatar['id']}/chat", json={"title": "b"}, headers=headers)).json()
+            chat = (
+                await client.post(
+                    f"/avatars/{avatar['id']}/chat", json={"title": "b"}, headers=headers
+                )
+            ).json()
             msgs = f"/avatars/{avatar['id']}/chat/{chat['id']}/msgs"
             samples = []
             for n in range(turns + 10):
                 start = time.perf_counter()
                 sent = await client.post(msgs, json={"message": f"turn {n}"}, headers=headers)
                 reply_id = sent.json()["response_id"]
-                async with client.stream("GET", f"{msgs}/{reply_id}/response/stream", headers=headers) as stream:
+                async with client.stream(
+                    "GET", f"{msgs}/{reply_id}/response/stream", headers=headers
+                ) as stream:
                     async for line in stream.aiter_lines():
                         if line == "event: text":
                             break
@@ -95,7 +105,10 @@ def bare_app(database_url: str) -> FastAPI:
         async with sessions() as session:
             message = Message(chat_id=chat_id, role=MessageRole.USER, text=body["message"])
             reply = Message(
-                chat_id=chat_id, role=MessageRole.AVATAR, reply_to_id=message.id, status=ReplyStatus.PENDING
+                chat_id=chat_id,
+                role=MessageRole.AVATAR,
+                reply_to_id=message.id,
+                status=ReplyStatus.PENDING,
             )
             session.add_all([message, reply])
             await session.commit()
@@ -108,29 +121,28 @@ def bare_app(database_url: str) -> FastAPI:
 
 
 async def bare_turns(database_url: str, turns: int) -> list[float]:
-    import uvicorn
-
-    port = srv.free_port()
-    server = uvicorn.Server(uvicorn.Config(bare_app(database_url), host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
     samples = []
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+    async with (
+        srv.serve_app(bare_app(database_url)) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
         for n in range(turns + 10):
             start = time.perf_counter()
             await client.post("/turn", json={"message": f"turn {n}"})
             if n >= 10:
                 samples.append(time.perf_counter() - start)
-    server.should_exit = True
-    await task
     return samples
 
 
 def summary(name: str, samples: list[float]) -> dict[str, float | str]:
     ordered = sorted(samples)
     p95 = ordered[int(0.95 * (len(ordered) - 1))]
-    return {"run": name, "turns": len(samples), "p50_ms": statistics.median(ordered) * 1000, "p95_ms": p95 * 1000}
+    return {
+        "run": name,
+        "turns": len(samples),
+        "p50_ms": statistics.median(ordered) * 1000,
+        "p95_ms": p95 * 1000,
+    }
 
 
 async def main(turns: int, modes: list[str]) -> None:
@@ -139,8 +151,18 @@ async def main(turns: int, modes: list[str]) -> None:
         root = Path(tmp)
         if "embedded" in modes:
             settings = stack_settings("embedded", root / "embedded", None)
-            rows.append(summary("embedded: bare FastAPI, same SQLite writes", await bare_turns(f"sqlite+aiosqlite:///{root}/bare.db", turns)))
-            rows.append(summary("embedded: Bishop turn (HTTP -> bus -> SSE)", await orchestrated_turns(settings, turns)))
+            rows.append(
+                summary(
+                    "embedded: bare FastAPI, same SQLite writes",
+                    await bare_turns(f"sqlite+aiosqlite:///{root}/bare.db", turns),
+                )
+            )
+            rows.append(
+                summary(
+                    "embedded: Bishop turn (HTTP -> bus -> SSE)",
+                    await orchestrated_turns(settings, turns),
+                )
+            )
         if "servers" in modes:
             with srv.kafka() as bootstrap, srv.s3(root) as s3_url:
                 urls = ServerUrls(kafka=bootstrap, s3=s3_url, redis=srv.redis_url())

@@ -4,7 +4,6 @@ Every API test runs against both: `embedded` (SQLite, a local folder, the in-pro
 state) and `servers` (Postgres, `rclone serve s3`, a Kafka-protocol broker, Redis).
 """
 
-import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -14,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from bishop_backend.main import create_app
 from bishop_backend.settings import Settings
 from bishop_infra.bus import bus_from_url
@@ -102,22 +100,8 @@ async def stack(
 @asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[str]:
     """The backend on a real port, as uvicorn runs it in production."""
-    port = srv.free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(60):
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("the backend exited during startup")
-            await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with srv.serve_app(create_app(settings)) as url:
+        yield url
 
 
 @pytest.fixture

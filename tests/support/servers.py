@@ -8,6 +8,7 @@
 A server that cannot be reached fails the run: nothing is skipped.
 """
 
+import asyncio
 import os
 import secrets
 import shutil
@@ -16,13 +17,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
+import uvicorn
 from bishop_contracts.topics import Topic
+from starlette.types import ASGIApp
 
 KAFKA_MOCK = Path(__file__).with_name("kafka_mock.py")
 
@@ -134,3 +137,23 @@ async def drop_postgres_database(name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+@asynccontextmanager
+async def serve_app(app: ASGIApp) -> AsyncIterator[str]:
+    """An ASGI app served by uvicorn on a free local port, in this event loop."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(60):
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("the server exited during startup")
+            await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        await task
