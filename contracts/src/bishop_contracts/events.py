@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from bishop_contracts.topics import Topic
 
@@ -34,14 +34,6 @@ class Event(BaseModel):
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     schema_version: int = SCHEMA_VERSION
     occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-
-    @model_validator(mode="before")
-    @classmethod
-    def _derive_missing_id(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "event_id" not in data:
-            canonical = json.dumps(data, sort_keys=True, default=str)
-            return {**data, "event_id": uuid.uuid5(_LEGACY_NAMESPACE, canonical)}
-        return data
 
     @property
     def key(self) -> str | None:
@@ -302,10 +294,19 @@ TOPIC_EVENTS: dict[Topic, tuple[type[Event], ...]] = {
 
 
 def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
-    """Parse one bus message; raises `pydantic.ValidationError` (a ValueError) if malformed."""
-    if isinstance(raw, dict):
-        return _any_event.validate_python(raw)
-    return _any_event.validate_json(raw)
+    """Parse one bus message; raises ValueError (pydantic's ValidationError is one) if malformed.
+
+    A message without `event_id` (the thesis's format) gets one derived from its content, so
+    the same message delivered twice is recognised as one."""
+    if not isinstance(raw, dict):
+        try:
+            raw = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not JSON: {exc}") from None
+    if isinstance(raw, dict) and "event_id" not in raw:
+        canonical = json.dumps(raw, sort_keys=True, default=str)
+        raw = {**raw, "event_id": uuid.uuid5(_LEGACY_NAMESPACE, canonical)}
+    return _any_event.validate_python(raw)
 
 
 def topic_accepts(topic: Topic, event: Event) -> bool:
