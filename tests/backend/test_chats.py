@@ -1,0 +1,38 @@
+import httpx
+
+from tests import factories
+
+
+async def test_several_titled_chats_rename_delete_history(client: httpx.AsyncClient) -> None:
+    headers = await factories.user(client)
+    aid = (await factories.avatar(client, headers))["id"]
+    first = await factories.chat(client, headers, aid, "Физика")
+    second = await factories.chat(client, headers, aid, "Жизнь")
+    listed = (await client.get(f"/avatars/{aid}/chat", headers=headers)).json()
+    assert [c["title"] for c in listed] == ["Физика", "Жизнь"]
+
+    renamed = await client.patch(
+        f"/avatars/{aid}/chat/{second['id']}", json={"title": "Быт"}, headers=headers
+    )
+    assert renamed.json()["title"] == "Быт"
+    assert (
+        await client.patch(
+            f"/avatars/{aid}/chat/{second['id']}", json={"title": ""}, headers=headers
+        )
+    ).status_code == 422
+
+    msgs = f"/avatars/{aid}/chat/{first['id']}/msgs"
+    sent = await client.post(msgs, json={"message": "Вопрос"}, headers=headers)
+    assert sent.status_code == 201
+    history = (await client.get(msgs, headers=headers)).json()
+    assert [(m["role"], m["status"]) for m in history] == [("user", "ready"), ("avatar", "pending")]
+    assert history[1]["reply_to_id"] == history[0]["id"]
+    assert (await client.post(msgs, json={"message": ""}, headers=headers)).status_code == 422
+
+    assert (
+        await client.delete(f"/avatars/{aid}/chat/{first['id']}", headers=headers)
+    ).status_code == 204
+    assert (await client.get(msgs, headers=headers)).status_code == 404
+    assert [
+        c["id"] for c in (await client.get(f"/avatars/{aid}/chat", headers=headers)).json()
+    ] == [second["id"]]
