@@ -2,8 +2,9 @@ import asyncio
 import uuid
 
 import httpx
-from bishop_infra.worker import WorkerSettings
+from bishop_infra.settings import InfraSettings
 from bishop_sound import worker as sound_worker
+from bishop_sound.settings import SoundSettings
 from bishop_text import worker as text_worker
 
 from tests.conftest import Stack
@@ -16,11 +17,16 @@ async def test_health_check_reports_dependencies_and_workers(
     assert first.status_code == 200
     assert first.json()["database"] == "ok"
 
-    settings = WorkerSettings(_env_file=None, bus_url=stack.settings.bus_url)
+    settings = InfraSettings(_env_file=None, bus_url=stack.settings.bus_url)
+    sound = SoundSettings(
+        _env_file=None,
+        bus_url=stack.settings.bus_url,
+        storage_url=stack.settings.resolved_storage_url,
+    )
     run = uuid.uuid4().hex[:6]
     workers = [
         asyncio.create_task(text_worker.run(settings, group=f"ml-text-{run}")),
-        asyncio.create_task(sound_worker.run(settings, group=f"ml-sound-{run}")),
+        asyncio.create_task(sound_worker.run(sound, group=f"ml-sound-{run}")),
     ]
     try:
         async with asyncio.timeout(20):

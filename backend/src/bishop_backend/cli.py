@@ -49,7 +49,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "up":
         if args.data_dir is not None:
             os.environ["BISHOP_DATA_DIR"] = str(args.data_dir)
-        settings = Settings(bus_url="memory://", state_url="memory://", environment="local")
+        # Embedded means embedded for every service in the process, whatever `.env` says.
+        os.environ.update(
+            BISHOP_ENVIRONMENT="local",
+            BISHOP_DATABASE_URL="",
+            BISHOP_STORAGE_URL="",
+            BISHOP_BUS_URL="memory://",
+            BISHOP_STATE_URL="memory://",
+        )
+        settings = Settings()
         asyncio.run(_up(settings, args.host, args.port))
     elif args.command == "serve":
         uvicorn.run(create_app(), host=args.host, port=args.port, proxy_headers=True)

@@ -2,24 +2,16 @@
 
 import secrets
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from bishop_infra.settings import InfraSettings
 
 PLACEHOLDER_SECRET = "change-me"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BISHOP_", env_file=".env", extra="ignore")
-
+class Settings(InfraSettings):
     environment: Literal["local", "production"] = "local"
-    # Embedded mode keeps everything here; the server URLs below override its parts.
-    data_dir: Path = Path("bishop-data")
     database_url: str = ""
-    storage_url: str = ""
-    bus_url: str = "memory://"
-    state_url: str = "memory://"
     consumer_group: str = "backend"
     secret_key: str = ""
     access_token_expire_minutes: int = 60 * 24 * 8
@@ -38,10 +30,6 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'bishop.db').resolve()}"
-
-    @property
-    def resolved_storage_url(self) -> str:
-        return self.storage_url or f"file://{(self.data_dir / 'objects').resolve()}"
 
     @property
     def resolved_secret_key(self) -> str:

@@ -127,6 +127,8 @@ class SoundInference(Event):
     text: str
     avatar_id: uuid.UUID | None = None
     language: str | None = None
+    # Every usable voice sample of the avatar, newest first; the thesis sent only the one.
+    voice_urls: list[str] = []
 
 
 # ml-text -> backend
@@ -196,6 +198,8 @@ class SaveResponseDub(Event):
     message_id: uuid.UUID
     dub_url: str
     generated_text: str | None = None
+    # Whose voice it is, for the user: e.g. "cloned", or why a preset voice was used instead.
+    voice: str | None = None
 
 
 class DubChunk(Event):

@@ -56,6 +56,7 @@ class Message(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=2000)
     dub_status: str = Field(default=ReplyStatus.NONE, max_length=8)
     dub_key: str | None = Field(default=None, max_length=1024)
+    dub_voice: str | None = Field(default=None, max_length=255)
     adapter_version_id: uuid.UUID | None = None
     passage_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime = created_field()
@@ -70,6 +71,7 @@ class MessagePublic(SQLModel):
     status: ReplyStatus
     error: str | None
     dub_status: ReplyStatus
+    dub_voice: str | None
     adapter_version_id: uuid.UUID | None
     passage_ids: list[str]
     created_at: datetime

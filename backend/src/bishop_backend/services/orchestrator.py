@@ -126,12 +126,14 @@ async def _save_response(
     reply.adapter_version_id = event.adapter_version_id
     reply.dub_status = ReplyStatus.PENDING
     session.add(reply)
+    voices = await _voice_samples(session, avatar)
     await infra.bus.publish(
         Topic.SOUND_INFERENCE,
         ev.SoundInference(
             event_id=derive_event_id(event.event_id, "sound_inference"),
             storage_url=dub_key(avatar.owner_id, avatar.id, reply.id),
-            base_voice_url=await _voice_sample(session, avatar),
+            base_voice_url=voices[0] if voices else None,
+            voice_urls=voices,
             message_id=reply.id,
             text=reply.text,
             avatar_id=avatar.id,
@@ -141,8 +143,8 @@ async def _save_response(
     notes.append((reply.id, "text", {"text": reply.text, "passage_ids": reply.passage_ids}))
 
 
-async def _voice_sample(session: AsyncSession, avatar: Avatar) -> str | None:
-    """The newest usable voice sample: the sound worker clones the voice from it."""
+async def _voice_samples(session: AsyncSession, avatar: Avatar) -> list[str]:
+    """The avatar's usable voice samples, newest first: the sound worker clones from them."""
     query = (
         select(Material.storage_key)
         .where(
@@ -151,9 +153,8 @@ async def _voice_sample(session: AsyncSession, avatar: Avatar) -> str | None:
             Material.status != MaterialStatus.FAILED,
         )
         .order_by(col(Material.created_at).desc())
-        .limit(1)
     )
-    return (await session.exec(query)).first()
+    return list((await session.exec(query)).all())
 
 
 async def _response_failed(
@@ -179,6 +180,7 @@ async def _save_dub(
     reply = found[0]
     reply.dub_key = event.dub_url
     reply.dub_status = ReplyStatus.READY
+    reply.dub_voice = event.voice
     if event.generated_text and reply.status != ReplyStatus.READY:
         reply.text = event.generated_text
         reply.status = ReplyStatus.READY

@@ -52,6 +52,9 @@ class KafkaBus(Bus):
                 session_timeout_ms=10000,
                 retry_backoff_ms=50,
                 fetch_max_wait_ms=self.fetch_max_wait_ms,
+                # Workers hand long jobs to threads and await them inside the poll loop; give
+                # them room before the group declares the consumer dead.
+                max_poll_interval_ms=30 * 60 * 1000,
             )
             await consumer.start()
             self._consumers.append(consumer)

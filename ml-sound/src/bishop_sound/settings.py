@@ -1,0 +1,26 @@
+"""ml-sound settings (`BISHOP_*` variables, `.env`)."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from bishop_infra.settings import InfraSettings
+
+
+class SoundSettings(InfraSettings):
+    tts_backend: Literal["demo", "xtts", "llasa"] = "demo"
+    # Where the XTTS v2 files are (model.pth, config.json, vocab.json, speakers_xtts.pth); empty:
+    # coqui's own download into TTS_HOME (the user's machine needs hub access once).
+    xtts_model_dir: Path | None = None
+    xtts_preset_speaker: str = "Claribel Dervla"
+    llasa_model: str = "HKUSTAudio/Llasa-1B"
+    xcodec2_model: str = "HKUSTAudio/xcodec2"
+    tts_device: Literal["auto", "cpu", "cuda"] = "auto"
+    # An unusable or missing voice sample: speak with the preset voice (and say so), or fail.
+    fallback_to_preset_voice: bool = True
+    conditioning_cache_size: int = 64
+
+
+@lru_cache
+def get_settings() -> SoundSettings:
+    return SoundSettings()

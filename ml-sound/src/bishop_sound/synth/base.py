@@ -1,0 +1,34 @@
+"""The synthesis backend interface. Calls are blocking: the worker runs them in a thread, one
+at a time, because a model's inference state is not safe to share."""
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class Synthesizer(ABC):
+    name: str
+    sample_rate: int
+    # False for backends that speak in a fixed voice: the reply then says it is not cloned.
+    clones_voices: bool = True
+
+    @abstractmethod
+    def conditioning(self, samples: list[Path]) -> Any:
+        """Speaker conditioning from clean mono WAV samples at `sample_rate`."""
+
+    @abstractmethod
+    def preset(self) -> Any:
+        """Conditioning of the built-in voice used when the avatar has no usable sample."""
+
+    @abstractmethod
+    def synthesize(self, text: str, language: str, conditioning: Any) -> np.ndarray:
+        """Mono float32 audio at `sample_rate`."""
+
+    def dumps(self, conditioning: Any) -> bytes:
+        """Serialise conditioning for the object-storage cache."""
+        raise NotImplementedError
+
+    def loads(self, data: bytes) -> Any:
+        raise NotImplementedError
