@@ -108,3 +108,9 @@ async def serve(settings: Settings) -> AsyncIterator[str]:
 async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stack.url + "/api/v1", timeout=30) as c:
         yield c
+
+
+@pytest.fixture(params=["demo"])
+def tts_settings(request: pytest.FixtureRequest) -> dict:
+    """Settings of each offline synthesis backend the sound tests run with."""
+    return {"tts_backend": request.param}
