@@ -21,6 +21,7 @@ from tests.support import servers as srv
 from tests.support.probe import BusProbe
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("COQUI_TOS_AGREED", "1")
 
 TEST_UPLOAD_LIMIT = 2 * 1024 * 1024
 
@@ -110,7 +111,20 @@ async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-@pytest.fixture(params=["demo"])
+@pytest.fixture(scope="session")
+def tiny_xtts_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.sound import tiny_xtts
+
+    return tiny_xtts.build(tmp_path_factory.mktemp("xtts"))
+
+
+@pytest.fixture(params=["demo", "xtts"])
 def tts_settings(request: pytest.FixtureRequest) -> dict:
     """Settings of each offline synthesis backend the sound tests run with."""
-    return {"tts_backend": request.param}
+    if request.param == "xtts":
+        return {
+            "tts_backend": "xtts",
+            "xtts_model_dir": request.getfixturevalue("tiny_xtts_dir"),
+            "tts_device": "cpu",
+        }
+    return {"tts_backend": "demo"}

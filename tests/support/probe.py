@@ -12,11 +12,11 @@ WATCHED = (Topic.LLM_TRAIN, Topic.LLM_INFERENCE, Topic.SOUND_INFERENCE, Topic.MA
 
 
 class BusProbe:
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, topics: tuple[Topic, ...] = WATCHED) -> None:
         self.bus = bus
         self.seen: list[Event] = []
         self._changed = asyncio.Event()
-        bus.subscribe(f"probe-{uuid.uuid4().hex[:8]}", WATCHED, self._record)
+        bus.subscribe(f"probe-{uuid.uuid4().hex[:8]}", topics, self._record)
 
     async def _record(self, event: Event) -> None:
         self.seen.append(event)

@@ -70,7 +70,7 @@ class Dubber:
         rate = self.synth.sample_rate
         pieces: list[np.ndarray] = []
         try:
-            for index, sentence in enumerate(split_sentences(text)):
+            for index, sentence in enumerate(split_sentences(text, self.synth.max_chars)):
                 audio = await self._run(self.synth.synthesize, sentence, language, conditioning)
                 key = chunk_key(event.storage_url, index)
                 await self.storage.put_bytes(key, wav_bytes(audio, rate), "audio/wav")
@@ -167,10 +167,10 @@ class Dubber:
             clean = []
             for n, key in enumerate(keys):
                 source = Path(tmp) / f"source-{n}"
-                source.write_bytes(await self.storage.get_bytes(key))
-                sample = await asyncio.to_thread(prepare, source, self.synth.sample_rate)
+                await asyncio.to_thread(source.write_bytes, await self.storage.get_bytes(key))
+                sample = await asyncio.to_thread(prepare, source, self.synth.input_rate)
                 target = Path(tmp) / f"sample-{n}.wav"
-                target.write_bytes(wav_bytes(sample.audio, sample.rate))
+                await asyncio.to_thread(target.write_bytes, wav_bytes(sample.audio, sample.rate))
                 clean.append(target)
             conditioning = await self._run(self.synth.conditioning, clean)
         self.conditionings_computed += 1
@@ -186,8 +186,8 @@ class Dubber:
         with tempfile.TemporaryDirectory(prefix="bishop-sample-") as tmp:
             source = Path(tmp) / "sample"
             try:
-                source.write_bytes(await self.storage.get_bytes(event.url))
-                sample = await asyncio.to_thread(prepare, source, self.synth.sample_rate)
+                await asyncio.to_thread(source.write_bytes, await self.storage.get_bytes(event.url))
+                sample = await asyncio.to_thread(prepare, source, self.synth.input_rate)
             except (AudioError, ObjectNotFound) as exc:
                 reason = (
                     "the file is missing from storage"

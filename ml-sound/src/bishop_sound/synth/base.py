@@ -10,13 +10,15 @@ import numpy as np
 
 class Synthesizer(ABC):
     name: str
-    sample_rate: int
+    sample_rate: int  # of the speech it produces
+    input_rate: int  # voice samples are prepared at this rate
+    max_chars = 200  # the longest text one call takes well
     # False for backends that speak in a fixed voice: the reply then says it is not cloned.
     clones_voices: bool = True
 
     @abstractmethod
     def conditioning(self, samples: list[Path]) -> Any:
-        """Speaker conditioning from clean mono WAV samples at `sample_rate`."""
+        """Speaker conditioning from clean mono WAV samples at `input_rate`."""
 
     @abstractmethod
     def preset(self) -> Any:

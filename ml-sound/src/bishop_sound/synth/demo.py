@@ -16,6 +16,7 @@ _VOICES = {"ru": "ru", "en": "en-us", "uk": "uk", "de": "de", "fr": "fr", "es": 
 class EspeakSynthesizer(Synthesizer):
     name = "demo"
     sample_rate = 22050
+    input_rate = 22050
     clones_voices = False
 
     def __init__(self) -> None:
