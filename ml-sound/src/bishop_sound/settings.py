@@ -8,13 +8,13 @@ from bishop_infra.settings import InfraSettings
 
 
 class SoundSettings(InfraSettings):
-    tts_backend: Literal["demo", "xtts", "llasa"] = "demo"
+    # LLaSA is not offered: its only packaged decoder (xcodec2) pins torch 2.5, and Bishop pins
+    # torch 2.13.
+    tts_backend: Literal["demo", "xtts"] = "demo"
     # Where the XTTS v2 files are (model.pth, config.json, vocab.json, speakers_xtts.pth); empty:
     # coqui's own download into TTS_HOME (the user's machine needs hub access once).
     xtts_model_dir: Path | None = None
     xtts_preset_speaker: str = "Claribel Dervla"
-    llasa_model: str = "HKUSTAudio/Llasa-1B"
-    xcodec2_model: str = "HKUSTAudio/xcodec2"
     tts_device: Literal["auto", "cpu", "cuda"] = "auto"
     # An unusable or missing voice sample: speak with the preset voice (and say so), or fail.
     fallback_to_preset_voice: bool = True
