@@ -219,3 +219,11 @@ async def test_malformed_events_do_not_stop_the_worker(harness: Harness) -> None
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_unspoken_language_fails_the_dub(cloning: Harness) -> None:
+    request = cloning.request("Hallo Welt.", []).model_copy(update={"language": "de"})
+    await cloning.dubber().dub(request)
+    done = await cloning.outcome(request)
+    assert isinstance(done, ev.DubFailed)
+    assert "does not speak 'de'" in done.reason

@@ -90,6 +90,11 @@ class Dubber:
         except AudioError as exc:
             await self._fail(event, f"synthesis failed: {exc}")
             return
+        except Exception as exc:
+            # A model error must not leave the reply waiting for a dub forever.
+            log.exception("synthesis of %s crashed", event.message_id)
+            await self._fail(event, f"synthesis failed: {type(exc).__name__}: {exc}")
+            return
         whole = np.concatenate(pieces[:-1]) if pieces else silence(0.1, rate)
         await self.storage.put_bytes(event.storage_url, wav_bytes(whole, rate), "audio/wav")
         await self._announce(event, note)
