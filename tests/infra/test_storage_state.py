@@ -68,6 +68,8 @@ async def test_claims_values_and_fields(state: State) -> None:
     await state.put_field(key + ":h", "1", "b", ttl=5)
     await state.put_field(key + ":h", "0", "a", ttl=5)
     assert await state.get_fields(key + ":h") == {"0": "a", "1": "b"}
+    await state.delete_field(key + ":h", "0")
+    assert await state.get_fields(key + ":h") == {"1": "b"}
     await state.delete(key + ":h")
     assert await state.get_fields(key + ":h") == {}
 

@@ -3,9 +3,9 @@
 
 import uuid
 
+from bishop_contracts.layout import avatar_prefix
 
-def avatar_prefix(user_id: uuid.UUID, avatar_id: uuid.UUID) -> str:
-    return f"users/{user_id}/avatars/{avatar_id}/"
+__all__ = ["avatar_prefix", "dub_key", "material_key"]
 
 
 def material_key(

@@ -100,6 +100,8 @@ class InferenceResponse(Event):
     history: list[Turn] = []
     adapter_url: str | None = None
     adapter_version_id: uuid.UUID | None = None
+    # The avatar's processed materials, for retrieving passages relevant to the message.
+    transcript_urls: list[str] = []
 
 
 # backend -> workers
@@ -114,6 +116,8 @@ class MaterialUploaded(Event):
     url: str
     filename: str
     language: str | None = None
+    # Whose words the material holds: in a chat export, the sender whose messages are answers.
+    person: str | None = None
 
 
 # backend -> ml-sound

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import numpy as np
 from bishop_contracts import events as ev
 from bishop_contracts.events import derive_event_id
+from bishop_contracts.layout import avatar_prefix_of
 from bishop_contracts.topics import Topic
 from bishop_infra.bus import Bus
 from bishop_infra.storage import ObjectNotFound, Storage
@@ -154,7 +155,11 @@ class Dubber:
         if version in self._voices:
             self._voices.move_to_end(version)
             return self._voices[version]
-        cache_key = f"{avatar_prefix_of(keys[0])}voice/{version}.{self.synth.name}.cond"
+        try:
+            prefix = avatar_prefix_of(keys[0])
+        except ValueError as exc:
+            raise AudioError(str(exc)) from None
+        cache_key = f"{prefix}voice/{version}.{self.synth.name}.cond"
         try:
             conditioning = self.synth.loads(await self.storage.get_bytes(cache_key))
         except ObjectNotFound:
@@ -219,11 +224,3 @@ class Dubber:
 def chunk_key(dub_key: str, index: int) -> str:
     """`…/dubs/{message_id}.wav` -> `…/dubs/{message_id}/{index}.wav`."""
     return f"{dub_key.removesuffix('.wav')}/{index}.wav"
-
-
-def avatar_prefix_of(key: str) -> str:
-    """`users/{u}/avatars/{a}/` of a key in the thesis's layout."""
-    parts = key.split("/")
-    if len(parts) < 5 or parts[0] != "users" or parts[2] != "avatars":
-        raise AudioError(f"the voice sample key {key!r} is not under an avatar")
-    return "/".join(parts[:4]) + "/"

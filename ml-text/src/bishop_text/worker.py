@@ -1,26 +1,201 @@
-"""The ml-text worker process: consumes its topics from the bus and reports back."""
+"""The ml-text worker process: materials to transcripts, training runs, and replies.
+
+Three consumers, so that a long transcription never delays a chat reply: materials, training
+(whose runs go to child processes), and replies with health checks.
+"""
 
 import asyncio
+import logging
+import tempfile
+from pathlib import Path, PurePosixPath
 
-from bishop_contracts.events import Event, HealthCheck
+from bishop_contracts import events as ev
+from bishop_contracts.events import derive_event_id
+from bishop_contracts.layout import avatar_prefix_of
 from bishop_contracts.topics import Topic
-from bishop_infra.settings import InfraSettings
+from bishop_infra.state import state_from_url
+from bishop_infra.storage import ObjectNotFound, storage_from_url
 from bishop_infra.worker import health_answer, make_bus, serve_forever
 
+from bishop_text.generate import Engine, conversation
+from bishop_text.ingest import MaterialError, Transcript, extension, extract
+from bishop_text.ingest.media import Transcriber
+from bishop_text.jobs import TrainingJobs
+from bishop_text.models import demo_whisper
+from bishop_text.retrieval import Bm25, Passage
+from bishop_text.settings import TextSettings
+
 WORKER = "ml-text"
+log = logging.getLogger("bishop.text")
 
 
-async def run(settings: InfraSettings | None = None, group: str = WORKER) -> None:
-    settings = settings or InfraSettings()
-    bus = make_bus(settings, WORKER)
+class TextWorker:
+    def __init__(self, settings: TextSettings, group: str = WORKER) -> None:
+        self.settings = settings
+        self.bus = make_bus(settings, WORKER)
+        self.storage = storage_from_url(settings.resolved_storage_url)
+        self.state = state_from_url(settings.state_url)
+        self.engine = Engine(settings)
+        self.jobs = TrainingJobs(settings, self.storage, self.bus, self.state)
+        self._transcriber: Transcriber | None = None
+        self._indexes: dict[tuple[str, ...], Bm25] = {}
+        self.bus.subscribe(f"{group}-materials", [Topic.MATERIALS], self.on_material)
+        self.bus.subscribe(f"{group}-train", [Topic.LLM_TRAIN], self.on_train)
+        self.bus.subscribe(group, [Topic.LLM_INFERENCE, Topic.HEALTH_CHECK_TEXT], self.on_reply)
 
-    async def handle(event: Event) -> None:
-        if isinstance(event, HealthCheck):
-            await bus.publish(Topic.WORKER_HEALTH, health_answer(WORKER, event))
+    @property
+    def transcriber(self) -> Transcriber:
+        if self._transcriber is None:
+            model = self.settings.resolved_whisper_model
+            if self.settings.profile == "demo" and not self.settings.whisper_model:
+                model = str(demo_whisper(self.settings.cache_dir))
+            self._transcriber = Transcriber(
+                model, "cpu" if self.settings.device == "auto" else self.settings.device
+            )
+        return self._transcriber
 
-    bus.subscribe(group, [Topic.HEALTH_CHECK_TEXT], handle)
-    await serve_forever(bus, WORKER)
+    # materials
+
+    async def on_material(self, event: ev.Event) -> None:
+        if not isinstance(event, ev.MaterialUploaded) or event.type != "basic":
+            return
+        ids = {"avatar_id": event.avatar_id, "material_id": event.material_id}
+        await self.bus.publish(
+            Topic.MATERIAL_STATUS,
+            ev.MaterialProcessing(event_id=derive_event_id(event.event_id, "processing"), **ids),
+        )
+        try:
+            transcript = await self._transcript(event)
+        except (MaterialError, ObjectNotFound) as exc:
+            reason = (
+                "the file is missing from storage" if isinstance(exc, ObjectNotFound) else str(exc)
+            )
+            outcome: ev.Event = ev.MaterialFailed(reason=reason, **ids)
+        except Exception as exc:
+            log.exception("material %s could not be processed", event.material_id)
+            outcome = ev.MaterialFailed(reason=f"processing failed: {type(exc).__name__}", **ids)
+        else:
+            key = f"{avatar_prefix_of(event.url)}transcripts/{event.material_id}.json"
+            await self.storage.put_bytes(key, transcript.to_json(), "application/json")
+            outcome = ev.MaterialProcessed(transcript_url=key, stats=transcript.stats, **ids)
+        await self.bus.publish(
+            Topic.MATERIAL_STATUS,
+            outcome.model_copy(update={"event_id": derive_event_id(event.event_id, "outcome")}),
+        )
+
+    async def _transcript(self, event: ev.MaterialUploaded) -> Transcript:
+        with tempfile.TemporaryDirectory(prefix="bishop-material-") as tmp:
+            path = Path(tmp) / f"material{PurePosixPath(event.url).suffix}"
+            await asyncio.to_thread(path.write_bytes, await self.storage.get_bytes(event.url))
+            return await asyncio.to_thread(
+                extract,
+                path,
+                event.kind,
+                extension(event.url),
+                event.person or "",
+                event.language,
+                self.transcriber,
+            )
+
+    # training
+
+    async def on_train(self, event: ev.Event) -> None:
+        if isinstance(event, ev.TrainStart):
+            await self.jobs.start(event)
+        elif isinstance(event, ev.TrainStop):
+            await self.jobs.stop(event)
+
+    # replies
+
+    async def on_reply(self, event: ev.Event) -> None:
+        if isinstance(event, ev.HealthCheck):
+            details = {"profile": self.settings.profile, "training": str(len(self.jobs.running))}
+            await self.bus.publish(Topic.WORKER_HEALTH, health_answer(WORKER, event, **details))
+        elif isinstance(event, ev.InferenceResponse):
+            try:
+                await self.reply(event)
+            except Exception as exc:
+                log.exception("reply %s failed", event.message_id)
+                await self.bus.publish(
+                    Topic.SAVE_RESPONSE,
+                    ev.ResponseFailed(
+                        event_id=derive_event_id(event.event_id, "failed"),
+                        message_id=event.message_id,
+                        reason=f"generation failed: {type(exc).__name__}: {exc}"[:500],
+                    ),
+                )
+
+    async def reply(self, event: ev.InferenceResponse) -> None:
+        if event.adapter_url:
+            folder = self.engine.version_folder(event.adapter_url)
+            if not folder.exists():
+                self.engine.unpack(await self.storage.get_bytes(event.adapter_url), folder)
+        version = self.engine.version(event.adapter_url)
+        passages = (await self._index(event.transcript_urls)).search(
+            event.text, self.settings.retrieved_passages
+        )
+        turns = conversation(event, passages)
+        loop = asyncio.get_running_loop()
+        index = 0
+
+        def on_piece(piece: str) -> None:
+            nonlocal index
+            delta = ev.ResponseDelta(
+                event_id=derive_event_id(event.event_id, f"delta:{index}"),
+                message_id=event.message_id,
+                index=index,
+                text=piece,
+            )
+            index += 1
+            # Wait for each publish, so deltas stay in order and generation feels backpressure.
+            asyncio.run_coroutine_threadsafe(
+                self.bus.publish(Topic.SAVE_RESPONSE, delta), loop
+            ).result()
+
+        text = await asyncio.to_thread(self.engine.generate, version, turns, on_piece)
+        await self.bus.publish(
+            Topic.SAVE_RESPONSE,
+            ev.SaveResponse(
+                event_id=derive_event_id(event.event_id, "save_response"),
+                message_id=event.message_id,
+                generated_text=text,
+                passage_ids=[p.id for p in passages],
+                adapter_version_id=event.adapter_version_id,
+            ),
+        )
+
+    async def _index(self, transcript_urls: list[str]) -> Bm25:
+        key = tuple(sorted(transcript_urls))
+        if key not in self._indexes:
+            passages = []
+            for url in key:
+                try:
+                    transcript = Transcript.from_json(await self.storage.get_bytes(url))
+                except ObjectNotFound:
+                    continue  # the material was deleted meanwhile
+                material = PurePosixPath(url).stem
+                passages += [
+                    Passage(f"{material}:{i}", text) for i, text in enumerate(transcript.passages)
+                ]
+            self._indexes = {key: Bm25(passages)}  # materials changed: the old index is stale
+        return self._indexes[key]
+
+    async def run(self) -> None:
+        await self.storage.ensure_ready()
+        sweeper = asyncio.create_task(self.jobs.sweep_forever())
+        try:
+            await serve_forever(self.bus, WORKER)
+        finally:
+            sweeper.cancel()
+            await self.jobs.shutdown()
+
+
+async def run(settings: TextSettings | None = None, group: str = WORKER) -> None:
+    await TextWorker(settings or TextSettings(), group).run()
 
 
 def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     asyncio.run(run())

@@ -64,7 +64,7 @@ async def download_transcript(infra: InfraDep, material: OwnedMaterial) -> Strea
     if material.transcript_key is None:
         raise NotFound("This material has no transcript yet")
     return await object_response(
-        infra.storage, material.transcript_key, "text/plain; charset=utf-8"
+        infra.storage, material.transcript_key, "application/json"
     )
 
 

@@ -15,6 +15,8 @@ from bishop_backend.models import (
     Chat,
     ChatCreate,
     ChatUpdate,
+    Material,
+    MaterialStatus,
     Message,
     MessageRole,
     ReplyStatus,
@@ -84,6 +86,7 @@ async def send(
         history=turns,
         adapter_url=version.adapter_key if version else None,
         adapter_version_id=version.id if version else None,
+        transcript_urls=await _transcripts(session, avatar),
     )
     try:
         await infra.bus.publish(Topic.LLM_INFERENCE, event)
@@ -96,6 +99,15 @@ async def send(
             "The message is saved, but no reply could be requested: the bus is unavailable"
         ) from exc
     return message, reply
+
+
+async def _transcripts(session: AsyncSession, avatar: Avatar) -> list[str]:
+    query = select(Material.transcript_key).where(
+        Material.avatar_id == avatar.id,
+        Material.status == MaterialStatus.PROCESSED,
+        col(Material.transcript_key).is_not(None),
+    )
+    return [key for key in (await session.exec(query)).all() if key]
 
 
 async def reply_of(session: AsyncSession, message: Message) -> Message:

@@ -109,6 +109,7 @@ async def _announce(infra: Infra, avatar: Avatar, materials: list[Material]) -> 
             url=m.storage_key,
             filename=m.filename,
             language=avatar.language,
+            person=avatar.name,
         )
         try:
             await infra.bus.publish(Topic.MATERIALS, event)

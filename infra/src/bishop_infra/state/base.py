@@ -34,6 +34,9 @@ class State(ABC):
     async def get_fields(self, key: str) -> dict[str, str]: ...
 
     @abstractmethod
+    async def delete_field(self, key: str, field: str) -> None: ...
+
+    @abstractmethod
     async def delete(self, key: str) -> None: ...
 
     @abstractmethod

@@ -60,6 +60,11 @@ class MemoryState(State):
         value = self._live(key)
         return dict(value) if isinstance(value, dict) else {}
 
+    async def delete_field(self, key: str, field: str) -> None:
+        fields = self._live(key)
+        if isinstance(fields, dict):
+            fields.pop(field, None)
+
     async def delete(self, key: str) -> None:
         self._values.pop(key, None)
 

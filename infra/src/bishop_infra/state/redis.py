@@ -50,6 +50,9 @@ class RedisState(State):
         raw = await self.client.hgetall(self._k(key))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
+    async def delete_field(self, key: str, field: str) -> None:
+        await self.client.hdel(self._k(key), field)
+
     async def delete(self, key: str) -> None:
         await self.client.delete(self._k(key))
 

@@ -1,0 +1,305 @@
+"""Training jobs: each run in its own process, so that stopping it stops it within seconds and
+gives its memory (and GPU) back. Progress comes back over a queue and goes out as events.
+
+A run's heartbeat is kept in the shared state; a run whose worker died stops beating, and any
+ml-text worker then reports it failed, so no avatar stays `training` forever.
+"""
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import math
+import multiprocessing
+import queue
+import tarfile
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bishop_contracts import events as ev
+from bishop_contracts.events import derive_event_id
+from bishop_contracts.layout import avatar_prefix_of
+from bishop_contracts.topics import Topic
+from bishop_infra.bus import Bus
+from bishop_infra.state import State
+from bishop_infra.storage import Storage
+
+from bishop_text import dataset as datasets
+from bishop_text.ingest import Transcript
+from bishop_text.settings import TextSettings
+from bishop_text.train import TrainArgs
+
+log = logging.getLogger("bishop.text")
+HEARTBEATS = "train-jobs"
+HEARTBEAT_SECONDS = 10.0
+DEAD_AFTER_SECONDS = 45.0
+STOP_GRACE_SECONDS = 10.0
+
+
+@dataclass
+class Job:
+    run_id: uuid.UUID
+    avatar_id: uuid.UUID
+    stop: Any  # multiprocessing.Event
+    task: asyncio.Task[None] | None = None
+
+
+class TrainingJobs:
+    def __init__(self, settings: TextSettings, storage: Storage, bus: Bus, state: State) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.bus = bus
+        self.state = state
+        self.running: dict[uuid.UUID, Job] = {}  # by avatar
+        self._context = multiprocessing.get_context("spawn")
+
+    async def start(self, event: ev.TrainStart) -> None:
+        if event.run_id is None:
+            event = event.model_copy(update={"run_id": derive_event_id(event.event_id, "run")})
+        run_id = event.run_id
+        assert run_id is not None
+        current = self.running.get(event.avatar_id)
+        if current is not None:
+            if current.run_id != run_id:
+                await self._publish(
+                    event,
+                    ev.TrainFailed(
+                        avatar_id=event.avatar_id,
+                        run_id=run_id,
+                        reason="another training run of this avatar is in progress",
+                    ),
+                    "failed",
+                )
+            return
+        if not await self.state.claim(f"train-run:{run_id}", ttl=7 * 86400):
+            log.info("train_start for run %s seen before; not run twice", run_id)
+            return
+        job = Job(run_id, event.avatar_id, self._context.Event())
+        self.running[event.avatar_id] = job
+        job.task = asyncio.create_task(self._run(event, job))
+
+    async def stop(self, event: ev.TrainStop) -> None:
+        job = self.running.get(event.avatar_id)
+        if job is not None and (event.run_id is None or event.run_id == job.run_id):
+            job.stop.set()
+
+    async def shutdown(self) -> None:
+        for job in list(self.running.values()):
+            job.stop.set()
+        await asyncio.gather(
+            *(j.task for j in self.running.values() if j.task), return_exceptions=True
+        )
+
+    async def _run(self, start: ev.TrainStart, job: Job) -> None:
+        ids = {"avatar_id": job.avatar_id, "run_id": job.run_id}
+        beating = asyncio.create_task(self._heartbeat(job))
+        try:
+            outcome = await self._train(start, job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("training run %s failed", job.run_id)
+            outcome = ev.TrainFailed(reason=_reason(exc), **ids)
+        finally:
+            beating.cancel()
+            self.running.pop(job.avatar_id, None)
+            await self.state.delete_field(HEARTBEATS, str(job.run_id))
+        await self._publish(start, outcome, "outcome")
+
+    async def _train(self, start: ev.TrainStart, job: Job) -> ev.Event:
+        ids = {"avatar_id": job.avatar_id, "run_id": job.run_id}
+        transcripts = []
+        for material in start.train_materials:
+            if material.type == "basic" and material.transcript_url:
+                transcripts.append(
+                    Transcript.from_json(await self.storage.get_bytes(material.transcript_url))
+                )
+        if not transcripts:
+            return ev.TrainFailed(
+                reason="no processed text materials were sent for training", **ids
+            )
+        try:
+            data = datasets.build(transcripts)
+        except ValueError as exc:
+            return ev.TrainFailed(reason=str(exc), **ids)
+        prefix = avatar_prefix_of(start.train_materials[0].url)
+        await self.storage.put_bytes(
+            f"{prefix}datasets/{data.version}.jsonl", data.to_jsonl(), "application/jsonl"
+        )
+        with tempfile.TemporaryDirectory(prefix="bishop-train-") as tmp:
+            dataset_path = Path(tmp) / "dataset.jsonl"
+            dataset_path.write_bytes(data.to_jsonl())
+            args = self._args(str(dataset_path), str(Path(tmp) / "out"))
+            result = await self._in_process(start, job, args)
+            if result is None:
+                return ev.TrainStopped(**ids)
+            adapter_key = f"{prefix}adapters/{job.run_id}.tar"
+            await self.storage.put_bytes(
+                adapter_key, _tar(Path(args.output_dir)), "application/x-tar"
+            )
+        return ev.TrainFinished(
+            adapter_url=adapter_key,
+            dataset_version=data.version,
+            config={**result["config"], "kind": result["kind"]},
+            metrics={k: v for k, v in result["metrics"].items() if math.isfinite(v)},
+            **ids,
+        )
+
+    def _args(self, dataset: str, output_dir: str) -> TrainArgs:
+        s = self.settings
+        return TrainArgs(
+            dataset=dataset,
+            output_dir=output_dir,
+            base_model=s.resolved_base_model if s.profile != "demo" else "",
+            quantize_4bit=s.profile == "gpu",
+            gradient_checkpointing=s.profile == "gpu",
+            optimizer="paged_adamw_8bit" if s.profile == "gpu" else "adamw_torch",
+            lora_r=s.lora_r,
+            lora_alpha=s.lora_alpha,
+            epochs=s.train_epochs,
+            max_steps=s.train_max_steps,
+            learning_rate=s.learning_rate,
+            batch_size=s.batch_size,
+            max_length=s.max_length,
+            device=s.device,
+        )
+
+    async def _in_process(
+        self, start: ev.TrainStart, job: Job, args: TrainArgs
+    ) -> dict[str, Any] | None:
+        """Run training in a child process; its description, or None if it was stopped."""
+        messages = self._context.Queue()
+        child = self._context.Process(
+            target=_child, args=(asdict(args), messages, job.stop), daemon=True
+        )
+        child.start()
+        last_report = 0.0
+        stop_asked: float | None = None
+        try:
+            while True:
+                try:
+                    kind, payload = await asyncio.to_thread(messages.get, True, 0.5)
+                except queue.Empty:
+                    if job.stop.is_set() and stop_asked is None:
+                        stop_asked = time.monotonic()
+                    if (
+                        stop_asked is not None
+                        and time.monotonic() - stop_asked > STOP_GRACE_SECONDS
+                    ):
+                        child.kill()
+                        return None
+                    if not child.is_alive():
+                        raise RuntimeError(
+                            f"the training process died (exit code {child.exitcode})"
+                        ) from None
+                    continue
+                if kind == "progress":
+                    now = time.monotonic()
+                    if (
+                        now - last_report >= self.settings.progress_every_seconds
+                        or payload["step"] == payload["total_steps"]
+                    ):
+                        last_report = now
+                        await self._progress(start, job, payload)
+                elif kind == "done":
+                    return payload
+                elif kind == "stopped":
+                    return None
+                else:
+                    raise RuntimeError(payload)
+        finally:
+            child.join(timeout=STOP_GRACE_SECONDS)
+            if child.is_alive():
+                child.kill()
+
+    async def _progress(self, start: ev.TrainStart, job: Job, payload: dict[str, float]) -> None:
+        clean = {
+            k: (v if isinstance(v, float | int) and math.isfinite(v) else None)
+            for k, v in payload.items()
+        }
+        event = ev.TrainProgress(
+            avatar_id=job.avatar_id,
+            run_id=job.run_id,
+            step=int(payload["step"]),
+            total_steps=int(payload["total_steps"]),
+            loss=clean["loss"],
+            eval_loss=clean["eval_loss"],
+            tokens_per_second=clean["tokens_per_second"],
+            eta_seconds=clean["eta_seconds"],
+        )
+        await self.bus.publish(Topic.TRAIN_STATUS, event)
+
+    async def _heartbeat(self, job: Job) -> None:
+        record = json.dumps({"avatar_id": str(job.avatar_id), "run_id": str(job.run_id)})
+        while True:
+            await self.state.put_field(
+                HEARTBEATS, str(job.run_id), f"{time.time()}|{record}", ttl=7 * 86400
+            )
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    async def sweep(self) -> None:
+        """Report runs whose worker stopped beating (it crashed or was killed mid-run)."""
+        for run_id, value in (await self.state.get_fields(HEARTBEATS)).items():
+            beat, _, record = value.partition("|")
+            if time.time() - float(beat) < DEAD_AFTER_SECONDS:
+                continue
+            if not await self.state.claim(f"train-orphan:{run_id}", ttl=86400):
+                continue
+            info = json.loads(record)
+            await self.bus.publish(
+                Topic.TRAIN_STATUS,
+                ev.TrainFailed(
+                    event_id=derive_event_id(uuid.UUID(run_id), "orphaned"),
+                    avatar_id=info["avatar_id"],
+                    run_id=info["run_id"],
+                    reason="the training worker stopped during the run; start training again",
+                ),
+            )
+            await self.state.delete_field(HEARTBEATS, run_id)
+
+    async def sweep_forever(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await self.sweep()
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    async def _publish(self, start: ev.TrainStart, event: ev.Event, label: str) -> None:
+        await self.bus.publish(
+            Topic.TRAIN_STATUS,
+            event.model_copy(update={"event_id": derive_event_id(start.event_id, label)}),
+        )
+
+
+def _child(args: dict[str, Any], messages: Any, stop: Any) -> None:
+    """The training process."""
+    from bishop_text.train import Stopped, main
+
+    try:
+        result = main(
+            TrainArgs(**args),
+            progress=lambda p: messages.put(("progress", p)),
+            should_stop=stop.is_set,
+        )
+        messages.put(("done", result))
+    except Stopped:
+        messages.put(("stopped", None))
+    except Exception as exc:
+        messages.put(("error", _reason(exc)))
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
+
+
+def _tar(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path in sorted(folder.iterdir()):
+            tar.add(path, arcname=path.name)
+    return buffer.getvalue()

@@ -1,0 +1,49 @@
+"""ml-text settings (`BISHOP_*` variables, `.env`)."""
+
+from pathlib import Path
+from typing import Literal
+
+from bishop_infra.settings import InfraSettings
+
+
+class TextSettings(InfraSettings):
+    # demo: a tiny model trained from scratch on the avatar's own words, offline;
+    # cpu: LoRA on a small instruct model; gpu: 4-bit QLoRA of a 7B model.
+    profile: Literal["demo", "cpu", "gpu"] = "demo"
+    base_model: str = ""  # hub id or local folder; empty: the profile's default
+    whisper_model: str = ""  # a whisper size name ("base") or a checkpoint file; empty: profile's
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Where downloaded adapters and the demo base live on this machine.
+    cache_dir: Path = Path("bishop-data/ml-text-cache")
+
+    max_new_tokens: int = 200
+    temperature: float = 0.7  # 0: greedy, reproducible
+    context_tokens: int = 2048
+    retrieved_passages: int = 3
+    adapter_cache_size: int = 20
+
+    train_epochs: float = 3.0
+    train_max_steps: int = -1
+    learning_rate: float = 2e-4
+    lora_r: int = 16
+    lora_alpha: int = 32
+    batch_size: int = 4
+    max_length: int = 512
+    progress_every_seconds: float = 2.0
+    # Kaggle offload for the gpu profile (credentials from KAGGLE_USERNAME / KAGGLE_KEY)
+    kaggle: bool = False
+
+    @property
+    def resolved_base_model(self) -> str:
+        defaults = {
+            "demo": "",
+            "cpu": "Qwen/Qwen2.5-0.5B-Instruct",
+            "gpu": "IlyaGusev/saiga_mistral_7b_merged",
+        }
+        return self.base_model or defaults[self.profile]
+
+    @property
+    def resolved_whisper_model(self) -> str:
+        return (
+            self.whisper_model or {"demo": "tiny", "cpu": "base", "gpu": "large-v3"}[self.profile]
+        )
