@@ -124,7 +124,8 @@ async def test_failures_reach_the_reply_stream(client: httpx.AsyncClient, stack:
     aid = (await factories.avatar(client, headers))["id"]
     msgs, reply_id = await _pending_reply(client, headers, aid)
     stream = asyncio.create_task(read_events(client, f"{msgs}/{reply_id}/response/stream", headers))
-    await asyncio.sleep(0.3)
+    # Longer than the test heartbeat (1 s): the stream must survive its keep-alives.
+    await asyncio.sleep(2.5)
     await stack.probe.publish(
         Topic.SAVE_RESPONSE, ev.ResponseFailed(message_id=reply_id, reason="model not loaded")
     )

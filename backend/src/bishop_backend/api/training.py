@@ -63,9 +63,7 @@ async def download_material(infra: InfraDep, material: OwnedMaterial) -> Streami
 async def download_transcript(infra: InfraDep, material: OwnedMaterial) -> StreamingResponse:
     if material.transcript_key is None:
         raise NotFound("This material has no transcript yet")
-    return await object_response(
-        infra.storage, material.transcript_key, "application/json"
-    )
+    return await object_response(infra.storage, material.transcript_key, "application/json")
 
 
 @router.delete("/materials/{material_id}", status_code=204)

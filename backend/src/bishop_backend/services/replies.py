@@ -77,33 +77,44 @@ async def stream(infra: Infra, reply_id: uuid.UUID, dub_url: str) -> AsyncIterat
             chunks_sent.add(index)
             yield sse("dub_chunk", {"index": index, "url": f"{dub_url}{index}"})
 
-        messages = aiter(live)
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                raw = await asyncio.wait_for(
-                    anext(messages), min(left, settings.reply_stream_heartbeat)
-                )
-            except TimeoutError:
-                yield ": keep-alive\n\n"
-                continue
-            note = json.loads(raw)
-            kind = note.pop("type")
-            if kind == "delta":
-                if text_sent or note["index"] in sent_deltas:
+        # A timeout must not cancel the subscription's iterator (that would end it), so a task
+        # moves its messages into a queue and the timeouts apply to the queue.
+        inbox: asyncio.Queue[str] = asyncio.Queue()
+        pump = asyncio.create_task(_drain(live, inbox))
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    raw = await asyncio.wait_for(
+                        inbox.get(), min(left, settings.reply_stream_heartbeat)
+                    )
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
                     continue
-                sent_deltas.add(note["index"])
-            elif kind == "text":
-                if text_sent:
-                    continue
-                text_sent = True
-            elif kind == "dub_chunk":
-                if note["index"] in chunks_sent:
-                    continue
-                chunks_sent.add(note["index"])
-                note["url"] = f"{dub_url}{note['index']}"
-            elif kind == "dub":
-                note = {"url": dub_url}
-            yield sse(kind, note)
-            if kind in FINAL:
-                return
+                note = json.loads(raw)
+                kind = note.pop("type")
+                if kind == "delta":
+                    if text_sent or note["index"] in sent_deltas:
+                        continue
+                    sent_deltas.add(note["index"])
+                elif kind == "text":
+                    if text_sent:
+                        continue
+                    text_sent = True
+                elif kind == "dub_chunk":
+                    if note["index"] in chunks_sent:
+                        continue
+                    chunks_sent.add(note["index"])
+                    note["url"] = f"{dub_url}{note['index']}"
+                elif kind == "dub":
+                    note = {"url": dub_url}
+                yield sse(kind, note)
+                if kind in FINAL:
+                    return
+        finally:
+            pump.cancel()
         yield sse("timeout", {"reason": "no reply in time; poll the response endpoint"})
+
+
+async def _drain(live: AsyncIterator[str], inbox: asyncio.Queue[str]) -> None:
+    async for message in live:
+        inbox.put_nowait(message)
