@@ -48,7 +48,10 @@ def tiny_llama(tokenizer, *, hidden: int = 128, layers: int = 2, heads: int = 4,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
+        tie_word_embeddings=False,
+        # Larger than Llama's 0.02: with near-uniform random logits, LoRA (which leaves lm_head
+        # alone) can barely move the loss of an untrained base.
+        initializer_range=0.1,
     )
     return LlamaForCausalLM(config)
 
@@ -84,5 +87,8 @@ def demo_whisper(folder: Path) -> Path:
             n_text_layer=1,
         )
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save({"dims": dims.__dict__, "model_state_dict": Whisper(dims).state_dict()}, path)
+        model = Whisper(dims)
+        # Whisper leaves this parameter uninitialised (torch.empty): random memory gives NaNs.
+        torch.nn.init.normal_(model.decoder.positional_embedding, std=0.01)
+        torch.save({"dims": dims.__dict__, "model_state_dict": model.state_dict()}, path)
     return path

@@ -118,7 +118,7 @@ def main(
         report_to="none",
         use_cpu=use_cpu,
         optim=args.optimizer,
-        gradient_checkpointing=args.gradient_checkpointing,
+        activation_checkpointing=args.gradient_checkpointing,
         train_sampling_strategy="group_by_length",  # similar lengths together: less padding
         seed=args.seed,
         disable_tqdm=True,
@@ -156,6 +156,7 @@ def main(
         "base_model": args.base_model,
         "config": config,
         "metrics": metrics,
+        "quantized_layers": sum(1 for m in model.modules() if type(m).__name__ == "Linear4bit"),
     }
     (out / ARTIFACT_FILE).write_text(json.dumps(description, indent=2))
     return description

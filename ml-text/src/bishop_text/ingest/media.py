@@ -17,9 +17,10 @@ SAMPLE_RATE = 16000  # whisper's
 class Transcriber:
     """One whisper model per worker, loaded on first use; calls are serialised."""
 
-    def __init__(self, model: str, device: str = "cpu") -> None:
+    def __init__(self, model: str, device: str = "cpu", max_tokens: int = 224) -> None:
         self.model_name = model
         self.device = device
+        self.max_tokens = max_tokens  # per 30-second window; whisper's default is 224
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -47,6 +48,7 @@ class Transcriber:
                 compression_ratio_threshold=None,
                 logprob_threshold=None,
                 no_speech_threshold=None,
+                sample_len=self.max_tokens,
             )
         return str(result["text"]).strip()
 
