@@ -71,6 +71,8 @@ def test_documents(transcriber: Transcriber, tmp_path: Path) -> None:
 
     (tmp_path / "lecture.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nПривет, студенты.\n\n2\n00:00:03,000 --> 00:00:04,000\nНачнём.\n")
     assert extract(tmp_path / "lecture.srt", "text", "srt", "Анна", "ru", transcriber).text == "Привет, студенты.\n\nНачнём."
+    (tmp_path / "utf16.txt").write_bytes("Текст в UTF-16.".encode("utf-16"))
+    assert extract(tmp_path / "utf16.txt", "text", "txt", "Анна", "ru", transcriber).text == "Текст в UTF-16."
     (tmp_path / "cp1251.txt").write_bytes("Текст в кодировке Windows.".encode("cp1251"))
     assert extract(tmp_path / "cp1251.txt", "text", "txt", "Анна", "ru", transcriber).text == "Текст в кодировке Windows."
 
@@ -110,7 +112,10 @@ def test_telegram_export_with_a_voice_message_becomes_pairs(transcriber: Transcr
     (tmp_path / "result.json").write_bytes(result)
     alone = extract(tmp_path / "result.json", "text", "json", "Анна", "ru", transcriber)
     assert alone.stats["skipped_media"] == 1
-    assert [p["answer"] for p in alone.pairs][0] == "Привет, всё хорошо. Работаю над лекцией."
+    # Without its text, the voice note is no question: the person's next message joins her turn.
+    assert [p["answer"] for p in alone.pairs] == [
+        "Привет, всё хорошо. Работаю над лекцией. Отвечаю на голосовое."
+    ]
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ _SUBTITLE_NOISE = re.compile(r"^(\d+|WEBVTT.*|\d{2}:\d{2}[:.,\d]*\s*-->\s*[\d:.,
 
 def read_text_file(path: Path) -> str:
     data = path.read_bytes()
-    for encoding in ("utf-8-sig", "utf-16", "cp1251"):
+    utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))
+    for encoding in ("utf-16",) if utf16 else ("utf-8-sig", "cp1251"):
         try:
             text = data.decode(encoding)
             break
