@@ -1,11 +1,11 @@
 from pathlib import Path
 
 import pytest
-
 from bishop_text.dataset import build
 from bishop_text.ingest import Transcript
 from bishop_text.ingest.clean import chunks
 from bishop_text.models import tiny_llama, train_tokenizer
+
 from tests.text.corpus import lecture
 
 

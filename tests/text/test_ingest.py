@@ -6,11 +6,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from bishop_text.ingest import MaterialError, extract
 from bishop_text.ingest.clean import chunks, clean
 from bishop_text.ingest.media import Transcriber
 from bishop_text.models import demo_whisper
+
 from tests.sound import media
 
 
@@ -39,7 +39,9 @@ def test_chunks_cut_at_sentence_ends_and_drop_duplicates() -> None:
 
 
 @pytest.mark.parametrize("make", ["wav", "mp4"])
-def test_speech_in_audio_and_video_is_transcribed(transcriber: Transcriber, speech: Path, tmp_path: Path, make: str) -> None:
+def test_speech_in_audio_and_video_is_transcribed(
+    transcriber: Transcriber, speech: Path, tmp_path: Path, make: str
+) -> None:
     source = speech if make == "wav" else media.video(tmp_path / "talk.mp4", speech)
     kind = "audio" if make == "wav" else "video"
     try:
@@ -61,7 +63,9 @@ def test_documents(transcriber: Transcriber, tmp_path: Path) -> None:
     document.add_paragraph("Энергия сохраняется.")
     document.save(tmp_path / "notes.docx")
     transcript = extract(tmp_path / "notes.docx", "document", "docx", "Анна", "ru", transcriber)
-    assert transcript.text == "Импульс — это произведение массы на скорость.\n\nЭнергия сохраняется."
+    assert (
+        transcript.text == "Импульс — это произведение массы на скорость.\n\nЭнергия сохраняется."
+    )
 
     writer = PdfWriter()
     writer.add_blank_page(200, 200)
@@ -69,33 +73,58 @@ def test_documents(transcriber: Transcriber, tmp_path: Path) -> None:
     with pytest.raises(MaterialError, match="no text could be found"):
         extract(tmp_path / "blank.pdf", "document", "pdf", "Анна", "ru", transcriber)
 
-    (tmp_path / "lecture.srt").write_text("1\n00:00:01,000 --> 00:00:02,000\nПривет, студенты.\n\n2\n00:00:03,000 --> 00:00:04,000\nНачнём.\n")
-    assert extract(tmp_path / "lecture.srt", "text", "srt", "Анна", "ru", transcriber).text == "Привет, студенты.\n\nНачнём."
+    (tmp_path / "lecture.srt").write_text(
+        "1\n00:00:01,000 --> 00:00:02,000\nПривет, студенты.\n\n2\n00:00:03,000 --> 00:00:04,000\nНачнём.\n"
+    )
+    assert (
+        extract(tmp_path / "lecture.srt", "text", "srt", "Анна", "ru", transcriber).text
+        == "Привет, студенты.\n\nНачнём."
+    )
     (tmp_path / "utf16.txt").write_bytes("Текст в UTF-16.".encode("utf-16"))
-    assert extract(tmp_path / "utf16.txt", "text", "txt", "Анна", "ru", transcriber).text == "Текст в UTF-16."
+    assert (
+        extract(tmp_path / "utf16.txt", "text", "txt", "Анна", "ru", transcriber).text
+        == "Текст в UTF-16."
+    )
     (tmp_path / "cp1251.txt").write_bytes("Текст в кодировке Windows.".encode("cp1251"))
-    assert extract(tmp_path / "cp1251.txt", "text", "txt", "Анна", "ru", transcriber).text == "Текст в кодировке Windows."
+    assert (
+        extract(tmp_path / "cp1251.txt", "text", "txt", "Анна", "ru", transcriber).text
+        == "Текст в кодировке Windows."
+    )
 
 
 def _export(messages: list[dict]) -> bytes:
-    return json.dumps({"name": "Анна", "type": "personal_chat", "id": 1, "messages": messages}, ensure_ascii=False).encode()
+    return json.dumps(
+        {"name": "Анна", "type": "personal_chat", "id": 1, "messages": messages}, ensure_ascii=False
+    ).encode()
 
 
 def _message(n: int, sender: str, text: object = "", **extra: object) -> dict:
-    return {"id": n, "type": "message", "date": "2024-01-01T10:00:00", "from": sender, "from_id": f"user{sender}", "text": text, **extra}
+    return {
+        "id": n,
+        "type": "message",
+        "date": "2024-01-01T10:00:00",
+        "from": sender,
+        "from_id": f"user{sender}",
+        "text": text,
+        **extra,
+    }
 
 
-def test_telegram_export_with_a_voice_message_becomes_pairs(transcriber: Transcriber, speech: Path, tmp_path: Path) -> None:
+def test_telegram_export_with_a_voice_message_becomes_pairs(
+    transcriber: Transcriber, speech: Path, tmp_path: Path
+) -> None:
     voice = media.encode(speech, tmp_path / "audio_1.ogg")
-    result = _export([
-        _message(1, "Иван", "Привет! Как дела?"),
-        _message(2, "Анна", "Привет, всё хорошо."),
-        _message(3, "Анна", ["Работаю над ", {"type": "bold", "text": "лекцией"}, "."]),
-        {"id": 4, "type": "service", "action": "pin_message"},
-        _message(5, "Иван", "", media_type="voice_message", file="voice_messages/audio_1.ogg"),
-        _message(6, "Анна", "Отвечаю на голосовое."),
-        _message(7, "Иван", "Спасибо!"),
-    ])
+    result = _export(
+        [
+            _message(1, "Иван", "Привет! Как дела?"),
+            _message(2, "Анна", "Привет, всё хорошо."),
+            _message(3, "Анна", ["Работаю над ", {"type": "bold", "text": "лекцией"}, "."]),
+            {"id": 4, "type": "service", "action": "pin_message"},
+            _message(5, "Иван", "", media_type="voice_message", file="voice_messages/audio_1.ogg"),
+            _message(6, "Анна", "Отвечаю на голосовое."),
+            _message(7, "Иван", "Спасибо!"),
+        ]
+    )
     archive = tmp_path / "export.zip"
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("ChatExport_2024/result.json", result)
@@ -104,7 +133,8 @@ def test_telegram_export_with_a_voice_message_becomes_pairs(transcriber: Transcr
     assert transcript.stats["transcribed_notes"] == 1
     assert transcript.stats["person_messages"] == 3
     assert [p["answer"] for p in transcript.pairs] == [
-        "Привет, всё хорошо. Работаю над лекцией.", "Отвечаю на голосовое."
+        "Привет, всё хорошо. Работаю над лекцией.",
+        "Отвечаю на голосовое.",
     ]
     assert transcript.pairs[0]["question"] == "Привет! Как дела?"
 
@@ -123,17 +153,37 @@ def test_telegram_export_with_a_voice_message_becomes_pairs(transcriber: Transcr
     [
         ("empty.txt", "text", "txt", b"", "the file is empty"),
         ("blank.md", "text", "md", b"  \n# \n", "no text could be found"),
-        ("broken.docx", "document", "docx", b"PK\x03\x04 not really a docx", "DOCX file is corrupt"),
+        (
+            "broken.docx",
+            "document",
+            "docx",
+            b"PK\x03\x04 not really a docx",
+            "DOCX file is corrupt",
+        ),
         ("broken.pdf", "document", "pdf", b"%PDF-1.7\nbroken", "PDF file is corrupt"),
         ("broken.wav", "audio", "wav", b"RIFF\x10\x00\x00\x00WAVEgarbage", "could not be decoded"),
         ("broken.zip", "archive", "zip", b"PK\x03\x04garbage", "archive is corrupt"),
         ("other.json", "text", "json", b'{"a": 1}', "not a Telegram chat export"),
         ("exe.bin", "binary", "bin", b"MZ\x00", "unsupported material kind"),
-        ("nobody.json", "text", "json", _export([_message(1, "Иван", "Привет")]), "no messages from 'Анна'"),
+        (
+            "nobody.json",
+            "text",
+            "json",
+            _export([_message(1, "Иван", "Привет")]),
+            "no messages from 'Анна'",
+        ),
     ],
     ids=lambda v: v if isinstance(v, str) and "." in v else None,
 )
-def test_unusable_materials_say_why(transcriber: Transcriber, tmp_path: Path, name: str, kind: str, ext: str, body: bytes, reason: str) -> None:
+def test_unusable_materials_say_why(
+    transcriber: Transcriber,
+    tmp_path: Path,
+    name: str,
+    kind: str,
+    ext: str,
+    body: bytes,
+    reason: str,
+) -> None:
     path = tmp_path / name
     path.write_bytes(body)
     with pytest.raises(MaterialError, match=reason):
