@@ -26,7 +26,10 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_clean_removes_markup_and_normalises() -> None:
-    text = "# Заголовок\n\n**Жирный** текст с [ссылкой](http://x.y) и <b>тегом</b>.\nＦｕｌｌwidth https://a.b/c\n\n\n- пункт"
+    text = (
+        "# Заголовок\n\n**Жирный** текст с [ссылкой](http://x.y) и <b>тегом</b>.\n"
+        "Ｆｕｌｌwidth https://a.b/c\n\n\n- пункт"
+    )
     assert clean(text) == "Заголовок\n\nЖирный текст с ссылкой и тегом . Fullwidth\n\nпункт"
 
 
@@ -74,7 +77,8 @@ def test_documents(transcriber: Transcriber, tmp_path: Path) -> None:
         extract(tmp_path / "blank.pdf", "document", "pdf", "Анна", "ru", transcriber)
 
     (tmp_path / "lecture.srt").write_text(
-        "1\n00:00:01,000 --> 00:00:02,000\nПривет, студенты.\n\n2\n00:00:03,000 --> 00:00:04,000\nНачнём.\n"
+        "1\n00:00:01,000 --> 00:00:02,000\nПривет, студенты.\n\n"
+        "2\n00:00:03,000 --> 00:00:04,000\nНачнём.\n"
     )
     assert (
         extract(tmp_path / "lecture.srt", "text", "srt", "Анна", "ru", transcriber).text
