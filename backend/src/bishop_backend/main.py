@@ -20,6 +20,7 @@ from bishop_backend.migrations import upgrade
 from bishop_backend.models import ProcessedEvent
 from bishop_backend.models.common import utcnow
 from bishop_backend.services.orchestrator import Orchestrator
+from bishop_backend.services.recovery import abandon_in_flight
 from bishop_backend.services.users import ensure_superuser
 from bishop_backend.settings import Settings, get_settings
 
@@ -70,6 +71,8 @@ async def _prepare(infra: Infra) -> None:
         await session.exec(delete(ProcessedEvent).where(col(ProcessedEvent.processed_at) < cutoff))
         await session.commit()
         s = infra.settings
+        if s.bus_url.startswith("memory"):
+            await abandon_in_flight(session)
         if s.first_superuser_email and s.first_superuser_password:
             await ensure_superuser(session, s.first_superuser_email, s.first_superuser_password)
 

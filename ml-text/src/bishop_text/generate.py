@@ -48,7 +48,7 @@ class Engine:
 
     def version_folder(self, adapter_url: str) -> Path:
         digest = hashlib.sha256(adapter_url.encode()).hexdigest()[:24]
-        return self.settings.cache_dir / "versions" / digest
+        return self.settings.resolved_cache_dir / "versions" / digest
 
     @staticmethod
     def unpack(archive: bytes, folder: Path) -> None:
@@ -71,7 +71,7 @@ class Engine:
 
     def _select(self, version: Version) -> tuple[Any, Any]:
         if version.kind == "full" or (version.kind == "base" and self.settings.profile == "demo"):
-            folder = version.folder or demo_base(self.settings.cache_dir / "demo-base")
+            folder = version.folder or demo_base(self.settings.resolved_cache_dir / "demo-base")
             return self._full_model(str(folder), folder)
         tokenizer, model = self._base_model()
         if version.kind == "base":

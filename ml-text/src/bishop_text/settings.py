@@ -13,8 +13,8 @@ class TextSettings(InfraSettings):
     base_model: str = ""  # hub id or local folder; empty: the profile's default
     whisper_model: str = ""  # a whisper size name ("base") or a checkpoint file; empty: profile's
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # Where downloaded adapters and the demo base live on this machine.
-    cache_dir: Path = Path("bishop-data/ml-text-cache")
+    # Where downloaded adapters and the demo models live on this machine (default: in data_dir).
+    cache_dir: Path | None = None
 
     max_new_tokens: int = 200
     temperature: float = 0.7  # 0: greedy, reproducible
@@ -32,6 +32,10 @@ class TextSettings(InfraSettings):
     progress_every_seconds: float = 2.0
     # Kaggle offload for the gpu profile (credentials from KAGGLE_USERNAME / KAGGLE_KEY)
     kaggle: bool = False
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir or self.data_dir / "ml-text-cache"
 
     @property
     def resolved_base_model(self) -> str:

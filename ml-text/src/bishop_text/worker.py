@@ -48,7 +48,7 @@ class TextWorker:
         if self._transcriber is None:
             model = self.settings.resolved_whisper_model
             if self.settings.profile == "demo" and not self.settings.whisper_model:
-                model = str(demo_whisper(self.settings.cache_dir))
+                model = str(demo_whisper(self.settings.resolved_cache_dir))
             self._transcriber = Transcriber(
                 model, "cpu" if self.settings.device == "auto" else self.settings.device
             )
