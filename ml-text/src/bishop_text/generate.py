@@ -142,6 +142,7 @@ class Engine:
             "input_ids": ids.to(model.device),
             "attention_mask": ids.new_ones(ids.shape).to(model.device),
             "max_new_tokens": self.settings.max_new_tokens,
+            "min_new_tokens": min(self.settings.min_new_tokens, self.settings.max_new_tokens),
             "streamer": streamer,
             "do_sample": sampling,
             "eos_token_id": tokenizer.eos_token_id,

@@ -17,6 +17,7 @@ class TextSettings(InfraSettings):
     cache_dir: Path | None = None
 
     max_new_tokens: int = 200
+    min_new_tokens: int = 1  # an empty reply helps nobody
     temperature: float = 0.7  # 0: greedy, reproducible
     context_tokens: int = 2048
     retrieved_passages: int = 3

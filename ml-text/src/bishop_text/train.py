@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from transformers import TrainerCallback
+
 from bishop_text.chat_format import BOS, EOS, Turn
 from bishop_text.dataset import Dataset
 
@@ -60,7 +62,7 @@ def main(
 ) -> dict[str, Any]:
     """Train and save the artifact in `args.output_dir`; returns its description."""
     import torch
-    from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+    from transformers import Trainer, TrainingArguments, set_seed
     from transformers.trainer_callback import PrinterCallback
 
     set_seed(args.seed)
@@ -68,19 +70,18 @@ def main(
     tokenizer, model, kind = _model(args, dataset)
     train = [_encode(tokenizer, ex, args.max_length) for ex in dataset.train]
     validation = [_encode(tokenizer, ex, args.max_length) for ex in dataset.validation]
-    tokens_per_epoch = sum(sum(1 for label in ex["labels"] if label != -100) for ex in train)
     steps_per_epoch = math.ceil(len(train) / (args.batch_size * args.grad_accum))
     total_steps = args.max_steps if args.max_steps > 0 else math.ceil(steps_per_epoch * args.epochs)
     started = time.monotonic()
+    collator = Collator(tokenizer.pad_token_id, training=lambda: model.training)
+    timer = StepTimer()
     state: dict[str, Any] = {"stopped": False, "tokens_per_second": 0.0}
 
     class Report(TrainerCallback):
         def on_log(self, _args, trainer_state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
             step = trainer_state.global_step
             elapsed = time.monotonic() - started
-            state["tokens_per_second"] = (
-                step * tokens_per_epoch / max(steps_per_epoch, 1) / max(elapsed, 1e-9)
-            )
+            state["tokens_per_second"] = collator.train_tokens / max(timer.seconds, 1e-9)
             if progress and logs:
                 progress(
                     {
@@ -113,7 +114,7 @@ def main(
         warmup_steps=min(10, total_steps // 10),
         logging_steps=1,
         eval_strategy="steps" if validation else "no",
-        eval_steps=max(1, total_steps // 5),
+        eval_steps=max(1, total_steps // 2),  # twice a run: validation loss costs little
         save_strategy="no",
         report_to="none",
         use_cpu=use_cpu,
@@ -129,8 +130,8 @@ def main(
         args=training_args,
         train_dataset=train,
         eval_dataset=validation or None,
-        data_collator=_Collator(tokenizer.pad_token_id),
-        callbacks=[Report()],
+        data_collator=collator,
+        callbacks=[timer, Report()],
     )
     trainer.remove_callback(PrinterCallback)  # progress goes through `progress`, not stdout
     try:
@@ -214,13 +215,19 @@ def _encode(tokenizer: Any, turns: list[Turn], max_length: int) -> dict[str, lis
     return {"input_ids": ids[:max_length], "labels": labels[:max_length]}
 
 
-class _Collator:
-    def __init__(self, pad_id: int) -> None:
+class Collator:
+    """Pads a batch; counts the real (non-padding) tokens it hands to training steps."""
+
+    def __init__(self, pad_id: int, training: Callable[[], bool] = lambda: True) -> None:
         self.pad_id = pad_id
+        self.training = training
+        self.train_tokens = 0
 
     def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, Any]:
         import torch
 
+        if self.training():
+            self.train_tokens += sum(len(ex["input_ids"]) for ex in batch)
         width = max(len(ex["input_ids"]) for ex in batch)
         ids = [ex["input_ids"] + [self.pad_id] * (width - len(ex["input_ids"])) for ex in batch]
         labels = [ex["labels"] + [-100] * (width - len(ex["labels"])) for ex in batch]
@@ -230,6 +237,20 @@ class _Collator:
             "labels": torch.tensor(labels),
             "attention_mask": torch.tensor(mask),
         }
+
+
+class StepTimer(TrainerCallback):
+    """Time spent in training steps only (not evaluation, logging or setup)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._began = 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self._began = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+        self.seconds += time.perf_counter() - self._began
 
 
 def _cli() -> None:
