@@ -209,14 +209,16 @@ def main_bench() -> None:
             mines.append(ours(base, root / "data.jsonl", root / f"adapter-{i}"))
         baseline, mine = statistics.median(baselines), statistics.median(mines)
         print(
-            f"training tokens/s: Bishop {mine:.0f}, plain Trainer+peft {baseline:.0f}, ratio {mine / baseline:.2f}"
+            f"training tokens/s: Bishop {mine:.0f}, plain Trainer+peft {baseline:.0f}, "
+            f"ratio {mine / baseline:.2f}"
         )
         # Memory: a bigger base, so that one copy of it would show; 20 adapters of its size.
         big = make_base(root / "big", hidden=1024)
         adapters = make_adapters(big, root / "big-adapters", 20)
         r = asyncio.run(replies(big, adapters, root))
         print(
-            f"reply: first delta {r['first_delta_ms']:.0f} ms, {r['tokens_per_second']:.1f} tokens/s"
+            f"reply: first delta {r['first_delta_ms']:.0f} ms, "
+            f"{r['tokens_per_second']:.1f} tokens/s"
         )
         print(
             f"RSS with 1 adapter {r['rss_1']:.0f} MiB, with 20 adapters {r['rss_20']:.0f} MiB "
