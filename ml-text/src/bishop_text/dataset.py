@@ -5,9 +5,12 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bishop_text.chat_format import Turn
-from bishop_text.ingest import Transcript
+
+if TYPE_CHECKING:  # the training code also runs on Kaggle, without the ingest dependencies
+    from bishop_text.ingest import Transcript
 
 
 @dataclass
@@ -37,7 +40,7 @@ class Dataset:
         return dataset
 
 
-def build(transcripts: list[Transcript], validation_share: float = 0.1, seed: int = 0) -> Dataset:
+def build(transcripts: list["Transcript"], validation_share: float = 0.1, seed: int = 0) -> Dataset:
     examples: list[list[Turn]] = []
     for transcript in transcripts:
         if transcript.pairs:

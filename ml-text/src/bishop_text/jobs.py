@@ -12,7 +12,9 @@ import json
 import logging
 import math
 import multiprocessing
+import os
 import queue
+import shutil
 import tarfile
 import tempfile
 import time
@@ -32,7 +34,7 @@ from bishop_infra.storage import Storage
 from bishop_text import dataset as datasets
 from bishop_text.ingest import Transcript
 from bishop_text.settings import TextSettings
-from bishop_text.train import TrainArgs
+from bishop_text.train import ARTIFACT_FILE, Stopped, TrainArgs
 
 log = logging.getLogger("bishop.text")
 HEARTBEATS = "train-jobs"
@@ -50,11 +52,19 @@ class Job:
 
 
 class TrainingJobs:
-    def __init__(self, settings: TextSettings, storage: Storage, bus: Bus, state: State) -> None:
+    def __init__(
+        self,
+        settings: TextSettings,
+        storage: Storage,
+        bus: Bus,
+        state: State,
+        kaggle_api: Any = None,
+    ) -> None:
         self.settings = settings
         self.storage = storage
         self.bus = bus
         self.state = state
+        self.kaggle_api = kaggle_api
         self.running: dict[uuid.UUID, Job] = {}  # by avatar
         self._context = multiprocessing.get_context("spawn")
 
@@ -135,7 +145,10 @@ class TrainingJobs:
             dataset_path = Path(tmp) / "dataset.jsonl"
             dataset_path.write_bytes(data.to_jsonl())
             args = self._args(str(dataset_path), str(Path(tmp) / "out"))
-            result = await self._in_process(start, job, args)
+            if self.settings.kaggle:
+                result = await self._on_kaggle(start, job, args, Path(tmp))
+            else:
+                result = await self._in_process(start, job, args)
             if result is None:
                 return ev.TrainStopped(**ids)
             adapter_key = f"{prefix}adapters/{job.run_id}.tar"
@@ -216,6 +229,29 @@ class TrainingJobs:
             child.join(timeout=STOP_GRACE_SECONDS)
             if child.is_alive():
                 child.kill()
+
+    async def _on_kaggle(
+        self, start: ev.TrainStart, job: Job, args: TrainArgs, work: Path
+    ) -> dict[str, Any] | None:
+        """Train on Kaggle; the artifact's description (now in `args.output_dir`), or None."""
+        from bishop_text.kaggle import KaggleTrainer, client
+
+        api = self.kaggle_api or await asyncio.to_thread(client)
+        username = self.settings.kaggle_username or os.environ.get("KAGGLE_USERNAME", "")
+        trainer = KaggleTrainer(api, username, poll_seconds=self.settings.kaggle_poll_seconds)
+        loop = asyncio.get_running_loop()
+
+        def report(payload: dict[str, float]) -> None:
+            asyncio.run_coroutine_threadsafe(self._progress(start, job, payload), loop).result()
+
+        try:
+            folder = await asyncio.to_thread(
+                trainer.run, str(job.run_id)[:8], args, work, report, job.stop.is_set
+            )
+        except Stopped:
+            return None
+        shutil.copytree(folder, args.output_dir)
+        return json.loads((folder / ARTIFACT_FILE).read_text())
 
     async def _progress(self, start: ev.TrainStart, job: Job, payload: dict[str, float]) -> None:
         clean = {

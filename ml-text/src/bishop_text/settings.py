@@ -31,8 +31,10 @@ class TextSettings(InfraSettings):
     batch_size: int = 4
     max_length: int = 512
     progress_every_seconds: float = 2.0
-    # Kaggle offload for the gpu profile (credentials from KAGGLE_USERNAME / KAGGLE_KEY)
+    # Train on a Kaggle GPU instead of this machine (credentials: KAGGLE_USERNAME, KAGGLE_KEY)
     kaggle: bool = False
+    kaggle_username: str = ""
+    kaggle_poll_seconds: float = 30.0
 
     @property
     def resolved_cache_dir(self) -> Path:
