@@ -19,7 +19,8 @@ SOURCES = ("__init__.py", "chat_format.py", "dataset.py", "models.py", "train.py
 RUN_SCRIPT = """\
 import json, os, subprocess, sys
 if os.path.isdir("/kaggle"):
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "peft", "bitsandbytes", "accelerate"])
+    packages = ["peft", "bitsandbytes", "accelerate"]
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", *packages])
 INPUT = os.environ.get("BISHOP_KAGGLE_INPUT", "/kaggle/input/{dataset}")
 WORKING = os.environ.get("BISHOP_KAGGLE_WORKING", "/kaggle/working")
 package = os.path.join(WORKING, "code", "bishop_text")
@@ -30,7 +31,8 @@ for name, source in json.loads({sources!r}).items():
 sys.path.insert(0, os.path.dirname(package))
 from bishop_text.train import TrainArgs, main
 args = json.loads({args!r})
-args.update(dataset=os.path.join(INPUT, "dataset.jsonl"), output_dir=os.path.join(WORKING, "adapter"))
+args["dataset"] = os.path.join(INPUT, "dataset.jsonl")
+args["output_dir"] = os.path.join(WORKING, "adapter")
 main(TrainArgs(**args), progress=lambda p: print(json.dumps({{"progress": p}}), flush=True))
 """
 
@@ -128,7 +130,7 @@ class KaggleTrainer:
 
 
 def client() -> Any:
-    """The authenticated Kaggle API (credentials: KAGGLE_USERNAME and KAGGLE_KEY, or kaggle.json)."""
+    """The authenticated Kaggle API (KAGGLE_USERNAME and KAGGLE_KEY, or ~/.kaggle/kaggle.json)."""
     from kaggle.api.kaggle_api_extended import KaggleApi
 
     api = KaggleApi()
