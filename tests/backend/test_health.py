@@ -2,10 +2,10 @@ import asyncio
 import uuid
 
 import httpx
-from bishop_infra.settings import InfraSettings
 from bishop_sound import worker as sound_worker
 from bishop_sound.settings import SoundSettings
 from bishop_text import worker as text_worker
+from bishop_text.settings import TextSettings
 
 from tests.conftest import Stack
 
@@ -17,7 +17,12 @@ async def test_health_check_reports_dependencies_and_workers(
     assert first.status_code == 200
     assert first.json()["database"] == "ok"
 
-    settings = InfraSettings(_env_file=None, bus_url=stack.settings.bus_url)
+    settings = TextSettings(
+        _env_file=None,
+        bus_url=stack.settings.bus_url,
+        state_url=stack.settings.state_url,
+        storage_url=stack.settings.resolved_storage_url,
+    )
     sound = SoundSettings(
         _env_file=None,
         bus_url=stack.settings.bus_url,

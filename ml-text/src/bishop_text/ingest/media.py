@@ -26,10 +26,23 @@ class Transcriber:
 
     def _load(self) -> Any:
         if self._model is None:
-            import whisper
+            if _faster_whisper_usable(self.model_name):
+                from faster_whisper import WhisperModel
 
-            self._model = whisper.load_model(self.model_name, device=self.device)
-            log.info("whisper %s loaded on %s", self.model_name, self.device)
+                compute = "int8" if self.device == "cpu" else "float16"
+                self._model = WhisperModel(
+                    self.model_name, device=self.device, compute_type=compute
+                )
+            else:
+                import whisper
+
+                self._model = whisper.load_model(self.model_name, device=self.device)
+            log.info(
+                "whisper %s loaded on %s (%s)",
+                self.model_name,
+                self.device,
+                type(self._model).__module__,
+            )
         return self._model
 
     def transcribe_audio(self, audio: np.ndarray, language: str | None) -> str:
@@ -37,6 +50,11 @@ class Transcriber:
             raise MaterialError("the recording has no audio")
         with self._lock:
             model = self._load()
+            if type(model).__module__.startswith("faster_whisper"):
+                segments, _ = model.transcribe(
+                    audio, language=language, beam_size=1, temperature=0.0
+                )
+                return " ".join(segment.text.strip() for segment in segments).strip()
             result = model.transcribe(
                 audio,
                 language=language,
@@ -55,6 +73,17 @@ class Transcriber:
     def transcribe_file(self, path: Path, language: str | None, *, video: bool) -> str:
         audio = video_audio(path) if video else load_audio(path)
         return self.transcribe_audio(audio, language)
+
+
+def _faster_whisper_usable(model: str) -> bool:
+    """faster-whisper, when installed, for named models (a checkpoint file is openai-whisper's)."""
+    if Path(model).suffix == ".pt":
+        return False
+    try:
+        import faster_whisper  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def load_audio(path: Path) -> np.ndarray:
