@@ -133,3 +133,40 @@ async def test_failures_reach_the_reply_stream(client: httpx.AsyncClient, stack:
     assert events == [("error", {"reason": "model not loaded"})]
     failed = (await client.get(f"{msgs}/{reply_id}/response", headers=headers)).json()
     assert (failed["status"], failed["error"]) == ("failed", "model not loaded")
+
+
+async def test_a_failed_reply_can_be_retried(client: httpx.AsyncClient, stack: Stack) -> None:
+    headers = await factories.user(client)
+    aid = (await factories.avatar(client, headers))["id"]
+    msgs, reply_id = await _pending_reply(client, headers, aid)
+    assert (
+        await client.post(f"{msgs}/{reply_id}/response/retry", headers=headers)
+    ).status_code == 409
+    await stack.probe.publish(
+        Topic.SAVE_RESPONSE, ev.ResponseFailed(message_id=reply_id, reason="oom")
+    )
+    await until(
+        client,
+        f"{msgs}/{reply_id}/response",
+        headers,
+        lambda r: r["status"] == "failed",
+        ok_404=True,
+    )
+    retried = await client.post(f"{msgs}/{reply_id}/response/retry", headers=headers)
+    assert retried.status_code == 200 and retried.json()["status"] == "pending"
+    requests = await _requests(stack, reply_id, 2)
+    assert requests[1].text == "Привет" and requests[0].event_id != requests[1].event_id
+
+
+async def _requests(stack: Stack, reply_id: str, count: int) -> list:
+    async with asyncio.timeout(15):
+        while (
+            len(
+                found := stack.probe.all(
+                    lambda e: e.event == "inference_response" and str(e.message_id) == reply_id
+                )
+            )
+            < count
+        ):
+            await asyncio.sleep(0.05)
+    return found

@@ -74,6 +74,7 @@ async def test_signup_to_dub(client: httpx.AsyncClient, stack: Stack) -> None:
     status = await until(client, f"{base}/train/status", headers, lambda s: s["run"]["step"] == 5)
     assert status["avatar_status"] == "training"
     assert status["run"]["loss"] == 2.5
+    assert status["run"]["loss_history"] == [[5.0, 2.5]]
 
     adapter = f"users/{me['id']}/avatars/{aid}/adapters/{run_id}"
     await probe.publish(

@@ -76,6 +76,19 @@ async def read_response(session: SessionDep, message: OwnedMessage) -> Message:
     return reply
 
 
+@router.post("/{chat_id}/msgs/{msg_id}/response/retry", response_model=MessagePublic)
+async def retry_response(
+    session: SessionDep,
+    infra: InfraDep,
+    avatar: OwnedAvatar,
+    chat: OwnedChat,
+    message: OwnedMessage,
+) -> Message:
+    """Ask again for a reply whose generation failed (409 for any other reply)."""
+    reply = await chats.reply_of(session, message)
+    return await chats.retry(infra, session, avatar, chat, reply)
+
+
 @router.get("/{chat_id}/msgs/{msg_id}/response/stream")
 async def stream_response(
     session: SessionDep, infra: InfraDep, avatar: OwnedAvatar, message: OwnedMessage

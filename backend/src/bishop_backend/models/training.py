@@ -35,6 +35,10 @@ class TrainingRun(TrainingRunBase, table=True):
     id: uuid.UUID = id_field()
     avatar_id: uuid.UUID = owner_field("avatar")
     material_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # [step, loss] points of the reported progress, for the loss chart
+    loss_history: list[list[float]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
     created_at: datetime = created_field()
     finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
@@ -43,6 +47,7 @@ class TrainingRunPublic(TrainingRunBase):
     id: uuid.UUID
     avatar_id: uuid.UUID
     material_ids: list[str]
+    loss_history: list[list[float]]
     created_at: datetime
     finished_at: datetime | None
 

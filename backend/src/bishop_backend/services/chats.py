@@ -7,7 +7,7 @@ from bishop_contracts.topics import Topic
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bishop_backend.errors import NotFound, Unavailable
+from bishop_backend.errors import Conflict, NotFound, Unavailable
 from bishop_backend.infra import Infra
 from bishop_backend.models import (
     AdapterVersion,
@@ -21,6 +21,7 @@ from bishop_backend.models import (
     MessageRole,
     ReplyStatus,
 )
+from bishop_backend.services.replies import deltas_key as replies_deltas_key
 
 
 async def list_chats(session: AsyncSession, avatar: Avatar) -> list[Chat]:
@@ -60,18 +61,43 @@ async def send(
     infra: Infra, session: AsyncSession, avatar: Avatar, chat: Chat, text: str
 ) -> tuple[Message, Message]:
     """Store the user's message and a pending reply, then request the reply."""
-    turns = [
-        Turn(role=m.role, text=m.text)  # type: ignore[arg-type]
-        for m in await history(session, chat, infra.settings.chat_history_turns)
-        if m.status == ReplyStatus.READY
-    ]
     message = Message(chat_id=chat.id, role=MessageRole.USER, text=text)
     reply = Message(
         chat_id=chat.id, role=MessageRole.AVATAR, reply_to_id=message.id, status=ReplyStatus.PENDING
     )
     session.add_all([message, reply])
     await session.commit()
+    await _request_reply(infra, session, avatar, chat, reply, text)
+    return message, reply
 
+
+async def retry(
+    infra: Infra, session: AsyncSession, avatar: Avatar, chat: Chat, reply: Message
+) -> Message:
+    """Ask again for a reply whose generation failed."""
+    if reply.status != ReplyStatus.FAILED:
+        raise Conflict("Only a failed reply can be retried")
+    question = await session.get(Message, reply.reply_to_id) if reply.reply_to_id else None
+    if question is None:
+        raise NotFound("The message this reply answers is gone")
+    reply.status, reply.error, reply.text = ReplyStatus.PENDING, None, ""
+    reply.dub_status, reply.dub_key = ReplyStatus.NONE, None
+    session.add(reply)
+    await session.commit()
+    await infra.state.delete(replies_deltas_key(reply.id))
+    await _request_reply(infra, session, avatar, chat, reply, question.text)
+    return reply
+
+
+async def _request_reply(
+    infra: Infra, session: AsyncSession, avatar: Avatar, chat: Chat, reply: Message, text: str
+) -> None:
+    earlier = await history(session, chat, infra.settings.chat_history_turns + 2)
+    turns = [
+        Turn(role=m.role, text=m.text)  # type: ignore[arg-type]
+        for m in earlier
+        if m.status == ReplyStatus.READY and m.id not in (reply.id, reply.reply_to_id)
+    ][-infra.settings.chat_history_turns :]
     version = (
         await session.get(AdapterVersion, avatar.active_version_id)
         if avatar.active_version_id
@@ -98,7 +124,6 @@ async def send(
         raise Unavailable(
             "The message is saved, but no reply could be requested: the bus is unavailable"
         ) from exc
-    return message, reply
 
 
 async def _transcripts(session: AsyncSession, avatar: Avatar) -> list[str]:

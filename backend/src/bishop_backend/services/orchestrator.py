@@ -225,6 +225,9 @@ async def _train_progress(
             include={"step", "total_steps", "loss", "eval_loss", "tokens_per_second", "eta_seconds"}
         )
     )
+    if event.loss is not None:
+        # A new list, so the ORM sees the JSON column change.
+        run.loss_history = [*run.loss_history, [float(event.step), event.loss]][-500:]
     run.status = RunStatus.TRAINING
     avatar.status = AvatarStatus.TRAINING
     session.add_all([run, avatar])
