@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     up.add_argument(
         "--data-dir", type=Path, default=None, help="where data is kept (default ./bishop-data)"
     )
+    up.add_argument("--web-port", type=int, default=8080, help="the browser app's port")
     serve = commands.add_parser(
         "serve", help="run the backend alone, configured by BISHOP_* variables"
     )
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
             os.environ["BISHOP_DATA_DIR"] = str(args.data_dir)
         # Embedded means embedded for every service in the process, whatever `.env` says.
         os.environ.update(
+            BISHOP_API_URL=f"http://{args.host}:{args.port}",
+            BISHOP_FRONTEND_HOST=args.host,
+            BISHOP_FRONTEND_PORT=str(args.web_port),
             BISHOP_ENVIRONMENT="local",
             BISHOP_DATABASE_URL="",
             BISHOP_STORAGE_URL="",
@@ -58,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
             BISHOP_STATE_URL="memory://",
         )
         settings = Settings()
-        asyncio.run(_up(settings, args.host, args.port))
+        asyncio.run(_up(settings, args.host, args.port, args.web_port))
     elif args.command == "serve":
         uvicorn.run(create_app(), host=args.host, port=args.port, proxy_headers=True)
     else:
@@ -67,16 +71,17 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(action)
 
 
-async def _up(settings: Settings, host: str, port: int) -> None:
+async def _up(settings: Settings, host: str, port: int, web_port: int) -> None:
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host=host, port=port, log_level="info")
     )
     services = [ep for ep in entry_points(group="bishop.services")]
     tasks = [asyncio.create_task(ep.load()(), name=ep.name) for ep in services]
-    print(
-        f"Bishop (embedded) on http://{host}:{port}  API docs: http://{host}:{port}/docs",
-        flush=True,
-    )
+    for task in tasks:
+        task.add_done_callback(_report_exit)
+    if any(ep.name == "frontend" for ep in services):
+        print(f"Bishop (embedded): open http://{host}:{web_port}", flush=True)
+    print(f"API: http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)
     print(f"Data folder: {settings.data_dir.resolve()}", flush=True)
     if services:
         print("Also running: " + ", ".join(ep.name for ep in services), flush=True)
@@ -86,3 +91,8 @@ async def _up(settings: Settings, host: str, port: int) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _report_exit(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped", task.get_name(), exc_info=task.exception())

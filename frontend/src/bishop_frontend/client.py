@@ -1,0 +1,87 @@
+"""The backend's HTTP API, as the browser app uses it."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+API = "/api/v1"
+
+
+class ApiError(Exception):
+    """The backend said no; `detail` is its message, fit to show."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class BackendDown(ApiError):
+    def __init__(self) -> None:
+        super().__init__(
+            503, "The Bishop server is not reachable right now. Try again in a moment."
+        )
+
+
+class Backend:
+    def __init__(self, base_url: str, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + API, timeout=60, transport=transport
+        )
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            response = await self.http.request(method, path, headers=headers, **kwargs)
+        except httpx.TransportError:
+            raise BackendDown() from None
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, _detail(response))
+        return (
+            response.json()
+            if response.content
+            and response.headers.get("content-type", "").startswith("application/json")
+            else None
+        )
+
+    async def stream(self, path: str, token: str) -> AsyncIterator[bytes]:
+        """A binary or event stream, chunk by chunk."""
+        request = self.http.build_request("GET", path, headers={"Authorization": f"Bearer {token}"})
+        try:
+            response = await self.http.send(request, stream=True)
+        except httpx.TransportError:
+            raise BackendDown() from None
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                raise ApiError(response.status_code, _detail(response))
+            async for chunk in response.aiter_raw():
+                yield chunk
+        finally:
+            await response.aclose()
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail", response.reason_phrase)
+    except ValueError:
+        return response.reason_phrase or "error"
+    if isinstance(detail, list):  # validation errors
+        return "; ".join(_field_message(e) for e in detail)
+    return str(detail)
+
+
+def _field_message(error: dict[str, Any]) -> str:
+    field = str(error.get("loc", ["", "value"])[-1])
+    kind = str(error.get("type", ""))
+    if field == "email":
+        return "Invalid email address"
+    if field == "password" and kind == "string_too_short":
+        return "Password must be at least 8 characters"
+    if field == "password" and kind == "string_too_long":
+        return "Password must be at most 40 characters"
+    return f"{field}: {error.get('msg', 'invalid')}"

@@ -1,0 +1,293 @@
+"""Chats of an avatar and the chat itself: the reply streams in over SSE, then its voice."""
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fasthtml import common as fh
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+
+from bishop_frontend.client import ApiError
+from bishop_frontend.components import Errors, Field, Layout, Nav
+from bishop_frontend.pages.common import api, backend, user
+
+ar = fh.APIRouter()
+ENTER_SENDS = (
+    "if(event.key==='Enter'&&!event.shiftKey){event.preventDefault();this.form.requestSubmit();}"
+)
+
+
+def ChatRow(aid: str, chat: dict[str, Any]) -> Any:
+    cid = chat["id"]
+    return fh.Li(
+        fh.Div(
+            fh.Div(Nav(f"/avatars/{aid}/chats/{cid}", chat["title"]), cls="grow"),
+            fh.Form(
+                fh.Input(
+                    type="text",
+                    name="title",
+                    value=chat["title"],
+                    aria_label="Chat title",
+                    required=True,
+                    maxlength=255,
+                ),
+                fh.Button("Rename", type="submit", cls="secondary"),
+                hx_post=f"/avatars/{aid}/chats/{cid}/rename",
+                hx_target=f"#chat-{cid}",
+                hx_swap="outerHTML",
+                cls="row",
+            ),
+            fh.Button(
+                "Delete",
+                cls="danger",
+                hx_delete=f"/avatars/{aid}/chats/{cid}",
+                hx_target=f"#chat-{cid}",
+                hx_swap="outerHTML",
+                hx_confirm=f"Delete the chat “{chat['title']}”?",
+            ),
+            cls="row",
+        ),
+        id=f"chat-{cid}",
+    )
+
+
+@ar("/avatars/{aid}/chats", methods=["get"])
+async def chats_page(req: Request, sess, aid: str) -> Any:
+    avatar = await api(req, sess, "GET", f"/avatars/{aid}")
+    chats = await api(req, sess, "GET", f"/avatars/{aid}/chat")
+    return Layout(
+        f"Chats with {avatar['name']}",
+        fh.P(Nav(f"/avatars/{aid}", f"← {avatar['name']}")),
+        fh.H1(f"Chats with {avatar['name']}"),
+        fh.Form(
+            fh.Div(
+                fh.Div(
+                    Field("New chat's title", "title", required=True, maxlength=255), cls="grow"
+                ),
+                fh.Button("Create chat", type="submit", style="align-self:end"),
+                cls="row",
+            ),
+            hx_post=f"/avatars/{aid}/chats",
+            hx_target="#chat-list",
+            hx_swap="beforeend",
+            hx_on__after_request="if(event.detail.successful) this.reset()",
+            cls="card",
+        ),
+        fh.Ul(*[ChatRow(aid, c) for c in chats], id="chat-list", cls="plain card"),
+        user=user(sess),
+    )
+
+
+@ar("/avatars/{aid}/chats", methods=["post"])
+async def create_chat(req: Request, sess, aid: str, title: str = "") -> Any:
+    chat = await api(
+        req, sess, "POST", f"/avatars/{aid}/chat", json={"title": title.strip() or "Chat"}
+    )
+    fh.add_toast(sess, "Chat created.", "success")
+    return ChatRow(aid, chat)
+
+
+@ar("/avatars/{aid}/chats/{cid}/rename", methods=["post"])
+async def rename_chat(req: Request, sess, aid: str, cid: str, title: str = "") -> Any:
+    chat = await api(
+        req, sess, "PATCH", f"/avatars/{aid}/chat/{cid}", json={"title": title.strip()}
+    )
+    fh.add_toast(sess, "Chat renamed.", "success")
+    return ChatRow(aid, chat)
+
+
+@ar("/avatars/{aid}/chats/{cid}", methods=["delete"])
+async def delete_chat(req: Request, sess, aid: str, cid: str) -> Any:
+    await api(req, sess, "DELETE", f"/avatars/{aid}/chat/{cid}")
+    fh.add_toast(sess, "Chat deleted.", "success")
+    return ""
+
+
+def UserBubble(message: dict[str, Any]) -> Any:
+    return fh.Div(message["text"], cls="msg user", id=f"msg-{message['id']}")
+
+
+def ReplyBubble(base: str, reply: dict[str, Any]) -> Any:
+    """A reply as it stands; still open parts follow the reply's event stream."""
+    rid = reply["id"]
+    if reply["status"] == "failed":
+        return fh.Div(
+            Failure(base, rid, reply.get("error") or "The reply failed."),
+            cls="msg avatar",
+            id=f"reply-{rid}",
+        )
+    voice = Voice(base, rid, reply.get("dub_voice")) if reply.get("dub_status") == "ready" else ""
+    if reply["status"] == "ready" and reply.get("dub_status") in ("ready", "failed", "none"):
+        return fh.Div(fh.Div(reply["text"], cls="text"), voice, cls="msg avatar", id=f"reply-{rid}")
+    text = (
+        reply["text"] if reply["status"] == "ready" else fh.Span("Avatar is typing…", cls="typing")
+    )
+    return fh.Div(
+        fh.Div(text, sse_swap="text", id=f"text-{rid}", cls="text"),
+        fh.Div(sse_swap="voice", id=f"voice-{rid}"),
+        fh.Div(sse_swap="problem"),
+        hx_ext="sse",
+        sse_connect=f"{base}/replies/{rid}/stream",
+        sse_close="done",
+        cls="msg avatar",
+        id=f"reply-{rid}",
+    )
+
+
+def Voice(base: str, rid: str, note: str | None) -> Any:
+    return fh.Div(
+        fh.Audio(
+            controls=True,
+            preload="none",
+            src=f"{base}/replies/{rid}/dub",
+            aria_label="The reply, voiced",
+        ),
+        fh.Div(note, cls="muted") if note else "",
+    )
+
+
+def Failure(base: str, rid: str, reason: str) -> Any:
+    return fh.Div(
+        fh.P(f"No reply: {reason}", cls="error", role="alert"),
+        fh.Button(
+            "Retry",
+            cls="secondary",
+            hx_post=f"{base}/replies/{rid}/retry",
+            hx_target=f"#reply-{rid}",
+            hx_swap="outerHTML",
+        ),
+    )
+
+
+@ar("/avatars/{aid}/chats/{cid}", methods=["get"])
+async def chat_page(req: Request, sess, aid: str, cid: str) -> Any:
+    avatar = await api(req, sess, "GET", f"/avatars/{aid}")
+    chat = await api(req, sess, "GET", f"/avatars/{aid}/chat/{cid}")
+    messages = await api(req, sess, "GET", f"/avatars/{aid}/chat/{cid}/msgs")
+    base = f"/avatars/{aid}/chats/{cid}"
+    bubbles = [UserBubble(m) if m["role"] == "user" else ReplyBubble(base, m) for m in messages]
+    if not messages and avatar["greeting"]:
+        bubbles.insert(0, fh.Div(avatar["greeting"], cls="msg avatar"))
+    return Layout(
+        chat["title"],
+        fh.P(Nav(f"/avatars/{aid}/chats", f"← Chats with {avatar['name']}")),
+        fh.H1(f"{chat['title']} · {avatar['name']}"),
+        fh.Div(*bubbles, id="messages", cls="messages", aria_live="polite"),
+        fh.Form(
+            fh.Label("Message", fr="message"),
+            fh.Textarea(
+                name="message",
+                id="message",
+                rows=2,
+                required=True,
+                maxlength=8000,
+                placeholder="Write a message (Enter sends, Shift+Enter adds a line)",
+                onkeydown=ENTER_SENDS,
+            ),
+            Errors(id="send-errors"),
+            fh.Div(fh.Button("Send", type="submit"), cls="row", style="margin-top:.5rem"),
+            hx_post=f"{base}/send",
+            hx_target="#messages",
+            hx_swap="beforeend",
+            hx_on__after_request="if(event.detail.successful) this.reset()",
+            cls="card",
+        ),
+        user=user(sess),
+    )
+
+
+@ar("/avatars/{aid}/chats/{cid}/send", methods=["post"])
+async def send(req: Request, sess, aid: str, cid: str, message: str = "") -> Any:
+    if not message.strip():
+        return ""
+    sent = await api(
+        req, sess, "POST", f"/avatars/{aid}/chat/{cid}/msgs", json={"message": message}
+    )
+    base = f"/avatars/{aid}/chats/{cid}"
+    pending = {"id": sent["response_id"], "status": "pending", "text": "", "dub_status": "none"}
+    return UserBubble(sent["message"]), ReplyBubble(base, pending)
+
+
+@ar("/avatars/{aid}/chats/{cid}/replies/{rid}/retry", methods=["post"])
+async def retry(req: Request, sess, aid: str, cid: str, rid: str) -> Any:
+    reply = await api(req, sess, "POST", f"/avatars/{aid}/chat/{cid}/msgs/{rid}/response/retry")
+    return ReplyBubble(f"/avatars/{aid}/chats/{cid}", reply)
+
+
+@ar("/avatars/{aid}/chats/{cid}/replies/{rid}/stream", methods=["get"])
+async def reply_stream(req: Request, sess, aid: str, cid: str, rid: str) -> Any:
+    """The backend's reply events, turned into HTML fragments for htmx's SSE extension."""
+    base = f"/avatars/{aid}/chats/{cid}"
+    path = f"/avatars/{aid}/chat/{cid}/msgs/{rid}/response"
+    token = sess.get("token", "")
+    upstream = backend(req).stream(f"{path}/stream", token)
+
+    async def voice_note() -> str | None:
+        return (await backend(req).call("GET", path, token)).get("dub_voice")
+
+    return StreamingResponse(
+        _fragments(base, rid, upstream, voice_note),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _fragments(
+    base: str,
+    rid: str,
+    upstream: AsyncIterator[bytes],
+    voice_note: Callable[[], Awaitable[str | None]],
+) -> AsyncIterator[str]:
+    text = ""
+    try:
+        async for kind, data in _events(upstream):
+            if kind == "delta":
+                text += data["text"]
+                yield fh.sse_message(fh.Span(text), event="text")
+            elif kind == "text":
+                text = data["text"]
+                yield fh.sse_message(fh.Span(text), event="text")
+            elif kind == "dub":
+                yield fh.sse_message(Voice(base, rid, await voice_note()), event="voice")
+            elif kind in ("error", "timeout"):
+                yield fh.sse_message(Failure(base, rid, data.get("reason", "")), event="problem")
+            elif kind == "dub_error":
+                yield fh.sse_message(
+                    fh.P(f"No voice: {data.get('reason', '')}", cls="muted"), event="voice"
+                )
+            if kind in ("dub", "dub_error", "error", "timeout"):
+                break
+    except ApiError as exc:
+        yield fh.sse_message(Failure(base, rid, exc.detail), event="problem")
+    yield fh.sse_message(fh.Span(), event="done")
+
+
+async def _events(upstream: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    buffer = ""
+    async for chunk in upstream:
+        buffer += chunk.decode()
+        while "\n\n" in buffer:
+            block, buffer = buffer.split("\n\n", 1)
+            kind, data = "message", ""
+            for line in block.splitlines():
+                if line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line.startswith("data:"):
+                    data += line[5:].strip()
+            if data:
+                yield kind, json.loads(data)
+
+
+@ar("/avatars/{aid}/chats/{cid}/replies/{rid}/dub", methods=["get"])
+async def dub(req: Request, sess, aid: str, cid: str, rid: str) -> Any:
+    path = f"/avatars/{aid}/chat/{cid}/msgs/{rid}/response/dub"
+    stream = backend(req).stream(path, sess.get("token", ""))
+    first = await anext(stream)  # fails here, before any header is sent, if the dub is missing
+    return StreamingResponse(_prepend(first, stream), media_type="audio/wav")
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
