@@ -36,3 +36,26 @@ async def test_several_titled_chats_rename_delete_history(client: httpx.AsyncCli
     assert [
         c["id"] for c in (await client.get(f"/avatars/{aid}/chat", headers=headers)).json()
     ] == [second["id"]]
+
+
+async def test_history_pages_back_from_the_newest(client: httpx.AsyncClient) -> None:
+    headers = await factories.user(client)
+    aid = (await factories.avatar(client, headers))["id"]
+    chat = await factories.chat(client, headers, aid)
+    msgs = f"/avatars/{aid}/chat/{chat['id']}/msgs"
+    for n in range(5):
+        await client.post(msgs, json={"message": f"m{n}"}, headers=headers)
+    everything = (await client.get(msgs, headers=headers)).json()
+    newest = (await client.get(msgs, params={"limit": 4}, headers=headers)).json()
+    assert [m["id"] for m in newest] == [m["id"] for m in everything[-4:]]
+    older = (
+        await client.get(msgs, params={"limit": 4, "before": newest[0]["id"]}, headers=headers)
+    ).json()
+    assert [m["id"] for m in older] == [m["id"] for m in everything[-8:-4]]
+    other = await factories.chat(client, headers, aid, "Other")
+    foreign = await client.get(
+        f"/avatars/{aid}/chat/{other['id']}/msgs",
+        params={"before": newest[0]["id"]},
+        headers=headers,
+    )
+    assert foreign.status_code == 404

@@ -1,4 +1,7 @@
-from fastapi import APIRouter
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from bishop_backend.api.deps import (
@@ -53,8 +56,17 @@ async def delete_chat(session: SessionDep, chat: OwnedChat) -> None:
 
 
 @router.get("/{chat_id}/msgs", response_model=list[MessagePublic])
-async def list_messages(session: SessionDep, chat: OwnedChat) -> list[Message]:
-    return await chats.history(session, chat)
+async def list_messages(
+    session: SessionDep,
+    chat: OwnedChat,
+    limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    before: uuid.UUID | None = None,
+) -> list[Message]:
+    """The chat's messages, oldest first; `limit` gives the newest ones, `before` pages back."""
+    anchor = await session.get(Message, before) if before else None
+    if before and (anchor is None or anchor.chat_id != chat.id):
+        raise NotFound("Message not found")
+    return await chats.history(session, chat, limit, anchor)
 
 
 @router.post("/{chat_id}/msgs", response_model=MessageSent, status_code=201)

@@ -48,9 +48,13 @@ async def delete_chat(session: AsyncSession, chat: Chat) -> None:
     await session.commit()
 
 
-async def history(session: AsyncSession, chat: Chat, limit: int | None = None) -> list[Message]:
-    """The chat's messages, oldest first; the last `limit` of them if given."""
+async def history(
+    session: AsyncSession, chat: Chat, limit: int | None = None, before: Message | None = None
+) -> list[Message]:
+    """The chat's messages, oldest first: all of them, or the last `limit` (before `before`)."""
     query = select(Message).where(Message.chat_id == chat.id)
+    if before is not None:
+        query = query.where(col(Message.created_at) < before.created_at)
     if limit is None:
         return list((await session.exec(query.order_by(col(Message.created_at)))).all())
     newest = (await session.exec(query.order_by(col(Message.created_at).desc()).limit(limit))).all()

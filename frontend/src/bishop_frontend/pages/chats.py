@@ -13,6 +13,7 @@ from bishop_frontend.components import Errors, Field, Layout, Nav
 from bishop_frontend.pages.common import api, backend, user
 
 ar = fh.APIRouter()
+PAGE = 100  # messages shown at first; older ones load on demand
 ENTER_SENDS = (
     "if(event.key==='Enter'&&!event.shiftKey){event.preventDefault();this.form.requestSubmit();}"
 )
@@ -164,10 +165,9 @@ def Failure(base: str, rid: str, reason: str) -> Any:
 async def chat_page(req: Request, sess, aid: str, cid: str) -> Any:
     avatar = await api(req, sess, "GET", f"/avatars/{aid}")
     chat = await api(req, sess, "GET", f"/avatars/{aid}/chat/{cid}")
-    messages = await api(req, sess, "GET", f"/avatars/{aid}/chat/{cid}/msgs")
     base = f"/avatars/{aid}/chats/{cid}"
-    bubbles = [UserBubble(m) if m["role"] == "user" else ReplyBubble(base, m) for m in messages]
-    if not messages and avatar["greeting"]:
+    bubbles = await _page_of_messages(req, sess, aid, cid, None)
+    if not bubbles and avatar["greeting"]:
         bubbles.insert(0, fh.Div(avatar["greeting"], cls="msg avatar"))
     return Layout(
         chat["title"],
@@ -195,6 +195,39 @@ async def chat_page(req: Request, sess, aid: str, cid: str) -> Any:
         ),
         user=user(sess),
     )
+
+
+async def _page_of_messages(
+    req: Request, sess, aid: str, cid: str, before: str | None
+) -> list[Any]:
+    """The newest page of messages (before `before`), led by a button for the page before."""
+    params: dict[str, Any] = {"limit": PAGE + 1}
+    if before:
+        params["before"] = before
+    messages = await api(req, sess, "GET", f"/avatars/{aid}/chat/{cid}/msgs", params=params)
+    base = f"/avatars/{aid}/chats/{cid}"
+    more, messages = len(messages) > PAGE, messages[-PAGE:]
+    bubbles: list[Any] = [
+        UserBubble(m) if m["role"] == "user" else ReplyBubble(base, m) for m in messages
+    ]
+    if more:
+        bubbles.insert(
+            0,
+            fh.Button(
+                "Load earlier messages",
+                cls="secondary",
+                hx_get=f"{base}/earlier?before={messages[0]['id']}",
+                hx_target="this",
+                hx_swap="outerHTML",
+                style="align-self:center",
+            ),
+        )
+    return bubbles
+
+
+@ar("/avatars/{aid}/chats/{cid}/earlier", methods=["get"])
+async def earlier(req: Request, sess, aid: str, cid: str, before: str) -> Any:
+    return tuple(await _page_of_messages(req, sess, aid, cid, before))
 
 
 @ar("/avatars/{aid}/chats/{cid}/send", methods=["post"])

@@ -22,6 +22,9 @@ UPLOAD_PROGRESS = (
 )
 
 
+RESET_UPLOAD = "this.reset(); htmx.find('#upload-progress').setAttribute('value', 0)"
+
+
 def MaterialRow(aid: str, m: dict[str, Any]) -> Any:
     mid = m["id"]
     return fh.Li(
@@ -177,7 +180,7 @@ async def train_page(req: Request, sess, aid: str) -> Any:
             hx_swap="outerHTML",
             id="upload-form",
             cls="card",
-            hx_on__after_request="if(event.detail.successful) this.reset()",
+            hx_on__after_request=RESET_UPLOAD,
         ),
         fh.Script(UPLOAD_PROGRESS),
         fh.H2("Materials"),

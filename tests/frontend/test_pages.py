@@ -1,0 +1,63 @@
+"""Browser-app pages over plain HTTP: long chats page back, and the backend being down."""
+
+import uuid
+
+import httpx
+from bishop_frontend.app import create_app
+from bishop_frontend.settings import FrontendSettings
+
+from tests.factories import PASSWORD
+from tests.frontend.conftest import App
+from tests.support.servers import free_port, serve_app
+
+
+async def _signed_in(app: App) -> tuple[httpx.AsyncClient, httpx.AsyncClient, dict[str, str]]:
+    email = f"pages-{uuid.uuid4().hex[:8]}@example.com"
+    api = httpx.AsyncClient(base_url=app.api + "/api/v1")
+    await api.post("/users/signup", json={"email": email, "password": PASSWORD})
+    token = (
+        await api.post("/login/access-token", data={"username": email, "password": PASSWORD})
+    ).json()
+    web = httpx.AsyncClient(base_url=app.url)
+    await web.post("/login", data={"email": email, "password": PASSWORD})
+    return api, web, {"Authorization": f"Bearer {token['access_token']}"}
+
+
+async def test_a_long_chat_shows_the_newest_page_and_loads_earlier_ones(app: App) -> None:
+    api, web, headers = await _signed_in(app)
+    aid = (await api.post("/avatars", json={"name": "Talker"}, headers=headers)).json()["id"]
+    cid = (await api.post(f"/avatars/{aid}/chat", json={"title": "Long"}, headers=headers)).json()[
+        "id"
+    ]
+    for n in range(60):  # 120 messages
+        await api.post(
+            f"/avatars/{aid}/chat/{cid}/msgs", json={"message": f"question {n}"}, headers=headers
+        )
+    page = (await web.get(f"/avatars/{aid}/chats/{cid}")).text
+    assert (
+        page.count('class="msg user"') == 50 and "question 59" in page and "question 9<" not in page
+    )
+    assert "Load earlier messages" in page
+    before = page.split("earlier?before=")[1].split('"')[0]
+    older = (
+        await web.get(
+            f"/avatars/{aid}/chats/{cid}/earlier",
+            params={"before": before},
+            headers={"HX-Request": "true"},
+        )
+    ).text
+    assert older.count('class="msg user"') == 10 and "question 0<" in older
+    assert "Load earlier messages" not in older
+    await api.aclose()
+    await web.aclose()
+
+
+async def test_backend_down_gives_a_readable_message(app: App) -> None:
+    settings = FrontendSettings(
+        _env_file=None, api_url=f"http://127.0.0.1:{free_port()}", session_secret="c" * 64
+    )
+    async with serve_app(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as web:
+        response = await web.post("/login", data={"email": "a@b.co", "password": PASSWORD})
+        assert response.status_code == 200
+        assert "The Bishop server is not reachable right now" in response.text
+        assert "Traceback" not in response.text
