@@ -277,21 +277,18 @@ async def status(req: Request, sess, aid: str) -> Any:
 
 @ar("/avatars/{aid}/train/start", methods=["post"])
 async def start(req: Request, sess, aid: str) -> Any:
-    try:
-        await api(req, sess, "POST", f"/avatars/{aid}/train/start")
-        fh.add_toast(sess, "Training started.", "success")
-    except ApiError as exc:
-        if exc.status == 404:
-            raise
-        fh.add_toast(sess, exc.detail, "error")
-    return await _status(req, sess, aid)
+    return await _training_action(req, sess, aid, "start", "Training started.")
 
 
 @ar("/avatars/{aid}/train/stop", methods=["post"])
 async def stop(req: Request, sess, aid: str) -> Any:
+    return await _training_action(req, sess, aid, "stop", "Training stopped.")
+
+
+async def _training_action(req: Request, sess, aid: str, action: str, done: str) -> Any:
     try:
-        await api(req, sess, "POST", f"/avatars/{aid}/train/stop")
-        fh.add_toast(sess, "Training stopped.", "success")
+        await api(req, sess, "POST", f"/avatars/{aid}/train/{action}")
+        fh.add_toast(sess, done, "success")
     except ApiError as exc:
         if exc.status == 404:
             raise
