@@ -2,6 +2,8 @@
 
 import asyncio
 import logging
+import os
+from pathlib import Path
 
 from bishop_contracts.events import HealthCheck, WorkerHealth, derive_event_id
 
@@ -24,10 +26,21 @@ def health_answer(worker: str, ping: HealthCheck, **details: str) -> WorkerHealt
 async def serve_forever(bus: Bus, worker: str) -> None:
     await bus.start()
     log.info("%s is consuming", worker)
+    beat = asyncio.create_task(_heartbeat_file(os.environ.get("BISHOP_HEARTBEAT_FILE")))
     try:
         await asyncio.Event().wait()
     finally:
+        beat.cancel()
         await bus.stop()
+
+
+async def _heartbeat_file(path: str | None) -> None:
+    """Touch a file while consuming: a container health check reads its age."""
+    if not path:
+        return
+    while True:
+        await asyncio.to_thread(Path(path).touch)
+        await asyncio.sleep(10)
 
 
 def make_bus(settings: InfraSettings, worker: str) -> Bus:
