@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
             BISHOP_FRONTEND_HOST=args.host,
             BISHOP_FRONTEND_PORT=str(args.web_port),
             BISHOP_ENVIRONMENT="local",
+            BISHOP_SESSION_SECRET="",
             BISHOP_DATABASE_URL="",
             BISHOP_STORAGE_URL="",
             BISHOP_BUS_URL="memory://",

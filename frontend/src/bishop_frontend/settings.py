@@ -20,6 +20,10 @@ class FrontendSettings(BaseSettings):
     @property
     def resolved_session_secret(self) -> str:
         if self.session_secret:
+            if self.session_secret == "change-me" or len(self.session_secret) < 32:
+                raise ValueError(
+                    "BISHOP_SESSION_SECRET is a placeholder or shorter than 32 characters"
+                )
             return self.session_secret
         path = self.data_dir / "frontend_session_key"
         if not path.exists():
