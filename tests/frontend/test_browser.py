@@ -51,6 +51,8 @@ async def test_signup_to_a_voiced_reply(page, app: App, tmp_path: Path) -> None:
     await page.set_input_files("#file", [str(lecture_file)])
     await page.click("#upload-form button[type=submit]")
     await expect(page.locator("#materials")).to_contain_text("lecture.txt")
+    href = await page.locator("#materials a", has_text="lecture.txt").get_attribute("href")
+    assert (await (await page.request.get(href)).body()) == lecture_file.read_bytes()
     voice = media.speech_wav(tmp_path / "voice.wav")
     await page.select_option("#type", "voice_synthesis")
     await page.set_input_files("#file", [str(voice)])

@@ -7,6 +7,7 @@ Three consumers, so that a long transcription never delays a chat reply: materia
 import asyncio
 import logging
 import tempfile
+from collections import OrderedDict
 from pathlib import Path, PurePosixPath
 
 from bishop_contracts import events as ev
@@ -26,6 +27,7 @@ from bishop_text.retrieval import Bm25, Passage
 from bishop_text.settings import TextSettings
 
 WORKER = "ml-text"
+INDEX_CACHE_SIZE = 64
 log = logging.getLogger("bishop.text")
 
 
@@ -38,7 +40,8 @@ class TextWorker:
         self.engine = Engine(settings)
         self.jobs = TrainingJobs(settings, self.storage, self.bus, self.state)
         self._transcriber: Transcriber | None = None
-        self._indexes: dict[tuple[str, ...], Bm25] = {}
+        # One index per set of transcripts: a changed set is a new key; old ones age out.
+        self._indexes: OrderedDict[tuple[str, ...], Bm25] = OrderedDict()
         self.bus.subscribe(f"{group}-materials", [Topic.MATERIALS], self.on_material)
         self.bus.subscribe(f"{group}-train", [Topic.LLM_TRAIN], self.on_train)
         self.bus.subscribe(group, [Topic.LLM_INFERENCE, Topic.HEALTH_CHECK_TEXT], self.on_reply)
@@ -177,7 +180,10 @@ class TextWorker:
                 passages += [
                     Passage(f"{material}:{i}", text) for i, text in enumerate(transcript.passages)
                 ]
-            self._indexes = {key: Bm25(passages)}  # materials changed: the old index is stale
+            self._indexes[key] = Bm25(passages)
+            while len(self._indexes) > INDEX_CACHE_SIZE:
+                self._indexes.popitem(last=False)
+        self._indexes.move_to_end(key)
         return self._indexes[key]
 
     async def run(self) -> None:

@@ -10,7 +10,7 @@ from starlette.responses import StreamingResponse
 
 from bishop_frontend.client import ApiError
 from bishop_frontend.components import Errors, Field, Layout, Nav
-from bishop_frontend.pages.common import api, backend, user
+from bishop_frontend.pages.common import api, backend, relay, user
 
 ar = fh.APIRouter()
 PAGE = 100  # messages shown at first; older ones load on demand
@@ -314,13 +314,4 @@ async def _events(upstream: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, di
 
 @ar("/avatars/{aid}/chats/{cid}/replies/{rid}/dub", methods=["get"])
 async def dub(req: Request, sess, aid: str, cid: str, rid: str) -> Any:
-    path = f"/avatars/{aid}/chat/{cid}/msgs/{rid}/response/dub"
-    stream = backend(req).stream(path, sess.get("token", ""))
-    first = await anext(stream)  # fails here, before any header is sent, if the dub is missing
-    return StreamingResponse(_prepend(first, stream), media_type="audio/wav")
-
-
-async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield first
-    async for chunk in rest:
-        yield chunk
+    return await relay(req, sess, f"/avatars/{aid}/chat/{cid}/msgs/{rid}/response/dub", "audio/wav")

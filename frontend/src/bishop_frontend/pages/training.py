@@ -6,11 +6,10 @@ from typing import Any
 from fasthtml import common as fh
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
 
 from bishop_frontend.client import ApiError
 from bishop_frontend.components import Layout, LossChart, Nav, StatusBadge, human_size
-from bishop_frontend.pages.common import api, backend, user
+from bishop_frontend.pages.common import api, relay, user
 
 ar = fh.APIRouter()
 TYPES = {"basic": "Extract text", "voice_synthesis": "Voice synthesis"}
@@ -246,17 +245,8 @@ async def preview(req: Request, sess, aid: str, mid: str) -> Any:
 
 @ar("/avatars/{aid}/train/materials/{mid}/download", methods=["get"])
 async def download(req: Request, sess, aid: str, mid: str) -> Any:
-    stream = backend(req).stream(
-        f"/avatars/{aid}/train/materials/{mid}/download", sess.get("token", "")
-    )
-    first = await anext(stream)
-
-    async def body():  # type: ignore[no-untyped-def]
-        yield first
-        async for chunk in stream:
-            yield chunk
-
-    return StreamingResponse(body(), media_type="application/octet-stream")
+    path = f"/avatars/{aid}/train/materials/{mid}/download"
+    return await relay(req, sess, path, "application/octet-stream")
 
 
 async def _status(req: Request, sess, aid: str) -> Any:
