@@ -27,10 +27,6 @@ class MemoryBroker:
             if queue_topic == topic:
                 queue.put_nowait(value)
 
-    async def drained(self) -> None:
-        """Wait until every message published so far has been handled."""
-        await asyncio.gather(*(q.join() for q in self._queues.values()))
-
 
 _brokers: dict[str, MemoryBroker] = {}
 
