@@ -259,6 +259,27 @@ class WorkerHealth(Event):
     details: dict[str, str] = {}
 
 
+# dead letters
+
+
+class DeadLetter(Event):
+    """An event a consumer gave up on: malformed, or its handler failed for a reason that
+    retrying cannot cure. Carries the ids of what it concerned, so that thing can be failed."""
+
+    event: Literal["dead_letter"] = "dead_letter"
+    group: str
+    topic: str
+    reason: str
+    original_event: str | None = None
+    original_event_id: uuid.UUID | None = None
+    # The original message, cut to a size any broker accepts.
+    original: str = ""
+    avatar_id: uuid.UUID | None = None
+    message_id: uuid.UUID | None = None
+    material_id: uuid.UUID | None = None
+    run_id: uuid.UUID | None = None
+
+
 AnyEvent = Annotated[
     TrainStart
     | TrainStop
@@ -279,7 +300,8 @@ AnyEvent = Annotated[
     | MaterialProcessed
     | MaterialFailed
     | HealthCheck
-    | WorkerHealth,
+    | WorkerHealth
+    | DeadLetter,
     Field(discriminator="event"),
 ]
 
@@ -298,6 +320,7 @@ TOPIC_EVENTS: dict[Topic, tuple[type[Event], ...]] = {
     Topic.HEALTH_CHECK_TEXT: (HealthCheck,),
     Topic.HEALTH_CHECK_SOUND: (HealthCheck,),
     Topic.WORKER_HEALTH: (WorkerHealth,),
+    Topic.DEAD_LETTER: (DeadLetter,),
 }
 
 

@@ -24,6 +24,9 @@ class Topic(StrEnum):
     HEALTH_CHECK_TEXT = "health-check-ml-text"
     HEALTH_CHECK_SOUND = "health-check-ml-sound"
     WORKER_HEALTH = "worker-health"
+    # any consumer -> backend: events that can never be handled, with the reason; the backend
+    # marks what they belonged to as failed
+    DEAD_LETTER = "dead-letter"
 
 
 # Partition counts the broker needs; a Kafka deployment creates the topics with these.
