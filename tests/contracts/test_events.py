@@ -66,6 +66,15 @@ SAMPLES: list[ev.Event] = [
     ev.MaterialFailed(avatar_id=AID, material_id=MID, reason="no audio track"),
     ev.HealthCheck(),
     ev.WorkerHealth(worker="ml-text", in_reply_to=MID),
+    ev.DeadLetter(
+        group="ml-text",
+        topic="llm-inference",
+        reason="ValueError: bad",
+        original_event="inference_response",
+        original_event_id=MID,
+        original='{"event": "inference_response"}',
+        message_id=MID,
+    ),
 ]
 
 

@@ -61,3 +61,26 @@ async def test_backend_down_gives_a_readable_message(app: App) -> None:
         assert response.status_code == 200
         assert "The Bishop server is not reachable right now" in response.text
         assert "Traceback" not in response.text
+
+
+async def test_a_resent_message_form_creates_one_message(app: App) -> None:
+    """A browser that resends the form after a lost answer sends the same key again."""
+    api, web, headers = await _signed_in(app)
+    aid = (await api.post("/avatars", json={"name": "Once"}, headers=headers)).json()["id"]
+    cid = (await api.post(f"/avatars/{aid}/chat", json={"title": "t"}, headers=headers)).json()[
+        "id"
+    ]
+    page = (await web.get(f"/avatars/{aid}/chats/{cid}")).text
+    key = page.split('id="send-idempotency-key"')[0].rsplit('value="', 1)[1].split('"')[0]
+    form = {"message": "только один раз", "idempotency_key": key}
+    hx = {"HX-Request": "true"}
+    first = await web.post(f"/avatars/{aid}/chats/{cid}/send", data=form, headers=hx)
+    again = await web.post(f"/avatars/{aid}/chats/{cid}/send", data=form, headers=hx)
+    assert first.status_code == again.status_code == 200
+    # Each answer brings the key for the next message, and it is a new one.
+    fresh = first.text.split('id="send-idempotency-key"')[0].rsplit('value="', 1)[1].split('"')[0]
+    assert fresh and fresh != key
+    stored = (await api.get(f"/avatars/{aid}/chat/{cid}/msgs", headers=headers)).json()
+    assert [m["text"] for m in stored if m["role"] == "user"] == ["только один раз"]
+    await api.aclose()
+    await web.aclose()

@@ -5,7 +5,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from bishop_contracts.events import Event, WorkerHealth
+from bishop_contracts.events import DeadLetter, Event, SaveResponse, WorkerHealth
 from bishop_contracts.topics import Topic
 from bishop_infra.bus import Bus, bus_from_url
 
@@ -112,3 +112,89 @@ async def test_publish_refuses_an_event_on_the_wrong_topic(bus_url: str) -> None
             await bus.publish(Topic.LLM_TRAIN, WorkerHealth(worker="x"))
     finally:
         await bus.stop()
+
+
+async def _letters(bus_url: str, run: str, group: str) -> tuple[Bus, list[DeadLetter]]:
+    """A consumer of the dead-letter topic that keeps the letters of consumer group `group`."""
+    letters: list[DeadLetter] = []
+    watcher = bus_from_url(bus_url)
+
+    async def keep(event: Event) -> None:
+        if isinstance(event, DeadLetter) and event.group == group:
+            letters.append(event)
+
+    watcher.subscribe(f"letters-{run}", [Topic.DEAD_LETTER], keep)
+    await watcher.start()
+    return watcher, letters
+
+
+async def test_poison_event_goes_to_the_dead_letter_topic_with_its_ids(bus_url: str) -> None:
+    run = uuid.uuid4().hex[:6]
+    group = f"g-{run}"
+    consumer, producer = bus_from_url(bus_url), bus_from_url(bus_url)
+    consumer.retry_delay = 0.01
+    calls: list[int] = []
+    message_id = uuid.uuid4()
+
+    async def broken(event: Event) -> None:
+        if isinstance(event, SaveResponse) and event.message_id == message_id:
+            calls.append(1)
+            raise ValueError("this event can never be handled")
+
+    consumer.subscribe(group, [Topic.SAVE_RESPONSE], broken)
+    watcher, letters = await _letters(bus_url, run, group)
+    await consumer.start()
+    await producer.start()
+    try:
+        poison = SaveResponse(message_id=message_id, generated_text="x")
+        await producer.publish(Topic.SAVE_RESPONSE, poison)
+        # Other tests' leftovers on the topic are dead-lettered too; ours is found by its id.
+        await _wait(lambda: any(letter.message_id == message_id for letter in letters))
+        [letter] = [letter for letter in letters if letter.message_id == message_id]
+        assert len(calls) == consumer.poison_attempts  # a few tries, not forever
+        assert letter.message_id == message_id and letter.original_event_id == poison.event_id
+        assert letter.topic == Topic.SAVE_RESPONSE and "can never be handled" in letter.reason
+        assert SaveResponse.model_validate_json(letter.original) == poison
+    finally:
+        await producer.stop()
+        await consumer.stop()
+        await watcher.stop()
+
+
+async def test_an_outage_is_waited_out_for_as_long_as_it_lasts_then_dead_lettered(
+    bus_url: str,
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    group = f"g-{run}"
+    consumer = bus_from_url(bus_url, outage_retry_seconds=1.5)
+    producer = bus_from_url(bus_url)
+    consumer.retry_delay = consumer.max_retry_delay = 0.05
+    attempts: dict[str, int] = {}
+    outage_over = asyncio.Event()
+
+    async def needs_the_database(event: Event) -> None:
+        if not (isinstance(event, WorkerHealth) and event.worker.startswith(run)):
+            return
+        attempts[event.worker] = attempts.get(event.worker, 0) + 1
+        if event.worker.endswith("short") and not outage_over.is_set():
+            raise ConnectionRefusedError("database is down")
+        if event.worker.endswith("long"):
+            raise ConnectionRefusedError("database is down")
+
+    consumer.subscribe(group, [Topic.WORKER_HEALTH], needs_the_database)
+    watcher, letters = await _letters(bus_url, run, group)
+    await consumer.start()
+    await producer.start()
+    try:
+        await producer.publish(Topic.WORKER_HEALTH, WorkerHealth(worker=f"{run}-short"))
+        await _wait(lambda: attempts.get(f"{run}-short", 0) > consumer.poison_attempts + 2)
+        outage_over.set()  # far more tries than poison gets, and still not given up
+        await producer.publish(Topic.WORKER_HEALTH, WorkerHealth(worker=f"{run}-long"))
+        await _wait(lambda: bool(letters))
+        assert [letter.original_event for letter in letters] == ["worker_health"]
+        assert f"{run}-long" in letters[0].original and "unavailable for" in letters[0].reason
+        assert attempts[f"{run}-long"] > consumer.poison_attempts
+    finally:
+        await producer.stop()
+        await consumer.stop()
+        await watcher.stop()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from bishop_contracts import events as ev
+from bishop_contracts.text import clean_generated
 from bishop_contracts.topics import Topic
 from bishop_infra.bus import bus_from_url
 from bishop_text.chat_format import prompt
@@ -68,7 +69,7 @@ async def worker(tiny_base: Path, tmp_path: Path) -> TextWorker:
 
 
 def _reference(base: Path, adapter: Path | None, text: str) -> str:
-    """Greedy generation with a freshly loaded model: what the reply must be."""
+    """Greedy generation with a freshly loaded model, cleaned: what the reply must be."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -86,7 +87,7 @@ def _reference(base: Path, adapter: Path | None, text: str) -> str:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+    return clean_generated(tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
 
 
 async def test_each_avatar_answers_with_its_own_adapter(

@@ -9,14 +9,14 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
-
-import uvicorn
 
 from bishop_backend.db import create_engine
 from bishop_backend.main import create_app
 from bishop_backend.migrations import autogenerate, upgrade
+from bishop_backend.serving import Server
 from bishop_backend.settings import Settings
 
 log = logging.getLogger("bishop")
@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings()
         asyncio.run(_up(settings, args.host, args.port, args.web_port))
     elif args.command == "serve":
-        uvicorn.run(create_app(), host=args.host, port=args.port, proxy_headers=True)
+        server = Server(create_app(), host=args.host, port=args.port, proxy_headers=True)
+        asyncio.run(server.serve())
     else:
         engine = create_engine(Settings().resolved_database_url)
         action = upgrade(engine) if args.action == "upgrade" else autogenerate(engine, args.message)
@@ -73,9 +74,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 async def _up(settings: Settings, host: str, port: int, web_port: int) -> None:
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host=host, port=port, log_level="info")
-    )
+    server = Server(create_app(settings), host=host, port=port, log_level="info")
     services = [ep for ep in entry_points(group="bishop.services")]
     tasks = [asyncio.create_task(ep.load()(), name=ep.name) for ep in services]
     for task in tasks:
@@ -95,5 +94,17 @@ async def _up(settings: Settings, host: str, port: int, web_port: int) -> None:
 
 
 def _report_exit(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("%s stopped", task.get_name(), exc_info=task.exception())
+    """A service of `bishop up` that stops says so where the user is looking: the console."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    why = f"{type(error).__name__}: {error}" if error is not None else "it returned"
+    bar = "!" * 78
+    print(
+        f"\n{bar}\n!! Bishop's {task.get_name()} service STOPPED: {why}\n"
+        f"!! The rest keeps running; /api/v1/utils/health-check reports it down.\n{bar}\n",
+        file=sys.stderr,
+        flush=True,
+    )
+    if error is not None:
+        log.error("%s stopped", task.get_name(), exc_info=error)

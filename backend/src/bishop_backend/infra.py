@@ -1,6 +1,7 @@
 """The backend's connections to the outside, built once from settings at startup."""
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from bishop_infra.bus import Bus, bus_from_url
 from bishop_infra.state import State, state_from_url
@@ -21,6 +22,8 @@ class Infra:
     bus: Bus
     state: State
     secret_key: str
+    # Set when the server begins to shut down: open reply streams end so the process can exit.
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Infra":
@@ -30,7 +33,7 @@ class Infra:
             engine=engine,
             sessions=session_factory(engine),
             storage=storage_from_url(settings.resolved_storage_url),
-            bus=bus_from_url(settings.bus_url, client_id="bishop-backend"),
+            bus=bus_from_url(settings.bus_url, client_id="bishop-backend", **settings.delivery()),
             state=state_from_url(settings.state_url),
             secret_key=settings.resolved_secret_key,
         )

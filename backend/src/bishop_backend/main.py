@@ -1,5 +1,7 @@
 """The FastAPI app: routes, error mapping, and the infrastructure it starts and stops."""
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,8 +21,11 @@ from bishop_backend.infra import Infra
 from bishop_backend.migrations import upgrade
 from bishop_backend.models import ProcessedEvent
 from bishop_backend.models.common import utcnow
+from bishop_backend.services import idempotency
+from bishop_backend.services.health import OUTAGE_ERRORS, outage_response, ping_workers
 from bishop_backend.services.orchestrator import Orchestrator
-from bishop_backend.services.recovery import abandon_in_flight
+from bishop_backend.services.outbox import OutboxRelay, discard_unsent
+from bishop_backend.services.sweeper import sweep, sweep_forever
 from bishop_backend.services.users import ensure_superuser
 from bishop_backend.settings import Settings, get_settings
 
@@ -44,9 +49,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Orchestrator(infra).subscribe()
         await infra.bus.start()
         app.state.infra = infra
+        relay = OutboxRelay(infra)
+        background = [
+            asyncio.create_task(relay.run(), name="outbox relay"),
+            asyncio.create_task(sweep_forever(infra), name="sweeper"),
+            asyncio.create_task(ping_workers(infra), name="worker pings"),
+        ]
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            # What the relay has not sent stays in the outbox for the next start.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2):
+                    await relay.relay_once()
             await infra.close()
 
     app = FastAPI(
@@ -61,20 +79,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, prefix=API_PREFIX)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for error in OUTAGE_ERRORS:
+        app.add_exception_handler(error, outage_response)
     app.add_middleware(IgnoreTrailingSlash)
     return app
 
 
 async def _prepare(infra: Infra) -> None:
+    s = infra.settings
     async with infra.sessions() as session:
         cutoff = utcnow() - timedelta(days=PROCESSED_EVENT_RETENTION_DAYS)
         await session.exec(delete(ProcessedEvent).where(col(ProcessedEvent.processed_at) < cutoff))
-        await session.commit()
-        s = infra.settings
+        await idempotency.prune(session)
         if s.bus_url.startswith("memory"):
-            await abandon_in_flight(session)
+            # The in-process bus died with the last process: nothing in flight can arrive.
+            await discard_unsent(session)
+        await session.commit()
         if s.first_superuser_email and s.first_superuser_password:
             await ensure_superuser(session, s.first_superuser_email, s.first_superuser_password)
+    if s.bus_url.startswith("memory"):
+        await sweep(infra, restarted=True)
 
 
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:

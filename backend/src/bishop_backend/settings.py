@@ -24,6 +24,16 @@ class Settings(InfraSettings):
     reply_stream_timeout: float = 900.0
     reply_stream_heartbeat: float = 15.0
 
+    # The sweeper fails what stays unfinished longer than these (seconds since its last change).
+    reply_deadline_seconds: float = 600.0
+    dub_deadline_seconds: float = 900.0
+    material_deadline_seconds: float = 3 * 3600.0
+    run_deadline_seconds: float = 1800.0
+    sweep_interval_seconds: float = 30.0
+    # A worker whose last health answer is older than this is reported down.
+    worker_heartbeat_seconds: float = 10.0
+    worker_down_after_seconds: float = 35.0
+
     first_superuser_email: str | None = None
     first_superuser_password: str | None = None
 

@@ -33,8 +33,18 @@ class Backend:
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> Any:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        token: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if idempotency_key and len(idempotency_key) <= 255 and idempotency_key.isascii():
+            headers["Idempotency-Key"] = idempotency_key
         try:
             response = await self.http.request(method, path, headers=headers, **kwargs)
         except httpx.TransportError:

@@ -1,5 +1,6 @@
 """Page layout and widgets: plain functions returning FT."""
 
+import uuid
 from typing import Any
 
 from fasthtml import common as fh
@@ -102,3 +103,15 @@ def human_size(size: int) -> str:
             return f"{size:.0f} {unit}"
         size /= 1024  # type: ignore[assignment]
     return f"{size:.1f} TB"
+
+
+def IdempotencyKey(form: str, *, swap: bool = False) -> Any:
+    """A fresh key for the next submission of `form`: a resend after a lost answer carries the
+    same key, so the backend creates nothing twice. Each answer swaps in a new one."""
+    return fh.Input(
+        type="hidden",
+        name="idempotency_key",
+        value=uuid.uuid4().hex,
+        id=f"{form}-idempotency-key",
+        hx_swap_oob="true" if swap else None,
+    )

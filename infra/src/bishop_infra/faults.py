@@ -82,7 +82,9 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def dependency_of(exc: BaseException) -> str | None:
-    """Which dependency an outage is in (database, storage, state, bus), when it can be told."""
+    """Which dependency an outage is in (database, storage, state, bus), when it can be told:
+    by the error's class, or else by the client library it was raised in (asyncpg raises a
+    plain ConnectionRefusedError when Postgres is down)."""
     for e in _chain(exc):
         if isinstance(e, DependencyUnavailable):
             return e.dependency
@@ -92,4 +94,13 @@ def dependency_of(exc: BaseException) -> str | None:
             root = cls.__module__.split(".")[0]
             if root in _DEPENDENCY_OF_MODULE:
                 return _DEPENDENCY_OF_MODULE[root]
+    for e in _chain(exc):
+        found = None
+        traceback = e.__traceback__
+        while traceback is not None:  # the innermost library frame decides
+            module = str(traceback.tb_frame.f_globals.get("__name__", ""))
+            found = _DEPENDENCY_OF_MODULE.get(module.split(".")[0], found)
+            traceback = traceback.tb_next
+        if found is not None:
+            return found
     return None

@@ -13,6 +13,13 @@ class InfraSettings(BaseSettings):
     storage_url: str = ""
     bus_url: str = "memory://"
     state_url: str = "memory://"
+    # How long an event waits out an outage of a server it needs before it is given up on
+    # (dead-lettered, and what it belonged to failed with the reason).
+    outage_retry_minutes: float = 10.0
+
+    def delivery(self) -> dict[str, float]:
+        """The bus's retry settings."""
+        return {"outage_retry_seconds": self.outage_retry_minutes * 60}
 
     @property
     def resolved_storage_url(self) -> str:

@@ -3,7 +3,6 @@
 import asyncio
 import hashlib
 import logging
-import tempfile
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,9 +12,12 @@ import numpy as np
 from bishop_contracts import events as ev
 from bishop_contracts.events import derive_event_id
 from bishop_contracts.layout import avatar_prefix_of
+from bishop_contracts.text import clean_generated
 from bishop_contracts.topics import Topic
 from bishop_infra.bus import Bus
+from bishop_infra.faults import is_transient
 from bishop_infra.storage import ObjectNotFound, Storage
+from bishop_infra.worker import TempRoot
 
 from bishop_sound.audio import AudioError, silence, wav_bytes
 from bishop_sound.sentences import split_sentences
@@ -36,12 +38,18 @@ class Dubber:
     """Handles `sound_inference` and voice-sample materials for one loaded backend."""
 
     def __init__(
-        self, settings: SoundSettings, synth: Synthesizer, storage: Storage, bus: Bus
+        self,
+        settings: SoundSettings,
+        synth: Synthesizer,
+        storage: Storage,
+        bus: Bus,
+        temp: TempRoot | None = None,
     ) -> None:
         self.settings = settings
         self.synth = synth
         self.storage = storage
         self.bus = bus
+        self.temp = temp or TempRoot("ml-sound", settings.temp_dir)
         self._model_lock = asyncio.Lock()
         self._voices: OrderedDict[str, Any] = OrderedDict()
         self.conditionings_computed = 0
@@ -58,7 +66,8 @@ class Dubber:
             # Redelivered after the dub was stored: announce it again, synthesise nothing.
             await self._announce(event, note=None)
             return
-        text = event.text.strip()
+        # espeak and the tokenizers fail on NUL ("embedded null byte") and control characters.
+        text = clean_generated(event.text).strip()
         if not text:
             await self._fail(event, "the reply text is empty")
             return
@@ -92,6 +101,8 @@ class Dubber:
             await self._fail(event, f"synthesis failed: {exc}")
             return
         except Exception as exc:
+            if is_transient(exc):
+                raise  # storage or bus down: the bus retries the event once it is back
             # A model error must not leave the reply waiting for a dub forever.
             log.exception("synthesis of %s crashed", event.message_id)
             await self._fail(event, f"synthesis failed: {type(exc).__name__}: {exc}")
@@ -173,7 +184,7 @@ class Dubber:
         return conditioning
 
     async def _compute(self, keys: list[str]) -> Any:
-        with tempfile.TemporaryDirectory(prefix="bishop-voice-") as tmp:
+        with self.temp.folder("bishop-voice-") as tmp:
             clean = []
             for n, key in enumerate(keys):
                 source = Path(tmp) / f"source-{n}"
@@ -193,7 +204,7 @@ class Dubber:
             Topic.MATERIAL_STATUS,
             ev.MaterialProcessing(event_id=derive_event_id(event.event_id, "processing"), **ids),
         )
-        with tempfile.TemporaryDirectory(prefix="bishop-sample-") as tmp:
+        with self.temp.folder("bishop-sample-") as tmp:
             source = Path(tmp) / "sample"
             try:
                 await asyncio.to_thread(source.write_bytes, await self.storage.get_bytes(event.url))

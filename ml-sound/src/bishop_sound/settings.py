@@ -19,6 +19,9 @@ class SoundSettings(InfraSettings):
     # An unusable or missing voice sample: speak with the preset voice (and say so), or fail.
     fallback_to_preset_voice: bool = True
     conditioning_cache_size: int = 64
+    # Where this worker's temp folder goes (voice samples being prepared); empty: the system's
+    # temp folder. Roots left by killed workers are removed when a worker starts.
+    temp_dir: Path | None = None
 
 
 @lru_cache

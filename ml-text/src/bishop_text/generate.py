@@ -10,15 +10,19 @@ import hashlib
 import io
 import json
 import logging
+import queue
+import shutil
 import tarfile
 import threading
+import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bishop_contracts.events import InferenceResponse
+from bishop_contracts.text import clean_generated
 
 from bishop_text.chat_format import Turn, prompt
 from bishop_text.models import demo_base
@@ -52,9 +56,19 @@ class Engine:
 
     @staticmethod
     def unpack(archive: bytes, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(folder, filter="data")
+        # Unpacked beside and renamed into place: a worker killed mid-way leaves no half
+        # version behind that `folder.exists()` would take for a whole one.
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        partial = folder.with_name(f"{folder.name}.partial-{uuid.uuid4().hex[:8]}")
+        try:
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                tar.extractall(partial, filter="data")
+            partial.rename(folder)
+        except OSError:
+            if not folder.exists():
+                raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
 
     def version(self, adapter_url: str | None) -> Version:
         if adapter_url is None:
@@ -132,11 +146,9 @@ class Engine:
     def _stream(
         self, tokenizer: Any, model: Any, turns: list[Turn], on_piece: Callable[[str], None]
     ) -> str:
-        from transformers import TextIteratorStreamer
-
         budget = self.settings.context_tokens - self.settings.max_new_tokens
         ids = _fit(tokenizer, turns, budget)
-        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        streamer = _Pieces(tokenizer)
         sampling = self.settings.temperature > 0
         kwargs = {
             "input_ids": ids.to(model.device),
@@ -157,7 +169,7 @@ class Engine:
                 model.generate(**kwargs)
             except BaseException as exc:  # reported below, on the caller's thread
                 failure.append(exc)
-                streamer.end()
+                streamer.stop()
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
@@ -169,7 +181,73 @@ class Engine:
         thread.join()
         if failure:
             raise failure[0]
-        return "".join(pieces)
+        return "".join(pieces)  # clean, as each piece is: the reply is exactly its deltas
+
+
+class Detokenizer:
+    """Generated token ids to clean text pieces that never cut a character in two.
+
+    A byte-level tokenizer spells many characters with several tokens; decoded alone, the first
+    ones are U+FFFD. So the text is decoded from a few tokens back (as TGI and vLLM do) and held
+    while it ends in U+FFFD, until the next token completes the character; a trailing "\r" waits
+    too, in case "\n" follows. What never completes is dropped at the end.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.start = 0  # decoding starts here, so that a token's leading space decodes right
+        self.sent = 0  # the ids before this are sent
+
+    def push(self, ids: list[int]) -> str:
+        """The text the new `ids` complete (often empty)."""
+        self.ids += ids
+        sent, text = self._decode()
+        if len(text) <= len(sent) or text.endswith(("\ufffd", "\r")):
+            return ""
+        self.start, self.sent = self.sent, len(self.ids)
+        return clean_generated(text[len(sent) :])
+
+    def finish(self) -> str:
+        """What is still held back, without the characters that never completed."""
+        sent, text = self._decode()
+        self.start = self.sent = len(self.ids)
+        return clean_generated(text[len(sent) :])
+
+    def _decode(self) -> tuple[str, str]:
+        def decode(ids: list[int]) -> str:
+            return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+        return decode(self.ids[self.start : self.sent]), decode(self.ids[self.start :])
+
+
+class _Pieces:
+    """A streamer for `model.generate` (which calls `put` with the prompt, then with each new
+    token, and `end`): the pieces come out of the iterator, on the caller's thread."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.detokenizer = Detokenizer(tokenizer)
+        self.queue: queue.Queue[str | None] = queue.Queue()
+        self.prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        self.queue.put(self.detokenizer.push(value.reshape(-1).tolist()))
+
+    def end(self) -> None:
+        try:
+            self.queue.put(self.detokenizer.finish())
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self.queue.put(None)
+
+    def __iter__(self) -> Iterator[str]:
+        while (piece := self.queue.get()) is not None:
+            yield piece
 
 
 class _WithoutAdapters:

@@ -2,11 +2,17 @@
 gives its memory (and GPU) back. Progress comes back over a queue and goes out as events.
 
 A run's heartbeat is kept in the shared state; a run whose worker died stops beating, and any
-ml-text worker then reports it failed, so no avatar stays `training` forever.
+ml-text worker then reports it failed, so no avatar stays `training` forever. The run's child
+process dies with its worker, however the worker ends (see `_die_with_parent`).
+
+A run outlives the `train_start` handler that began it, so the bus cannot retry what fails in
+it: the run itself waits out an outage of storage, state or bus (`_outlasting`).
 """
 
 import asyncio
 import contextlib
+import ctypes
+import functools
 import io
 import json
 import logging
@@ -15,21 +21,27 @@ import multiprocessing
 import os
 import queue
 import shutil
+import signal
+import sys
 import tarfile
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bishop_contracts import events as ev
 from bishop_contracts.events import derive_event_id
 from bishop_contracts.layout import avatar_prefix_of
 from bishop_contracts.topics import Topic
 from bishop_infra.bus import Bus
+from bishop_infra.faults import dependency_of, is_transient
 from bishop_infra.state import State
 from bishop_infra.storage import Storage
+from bishop_infra.worker import TempRoot
 
 from bishop_text import dataset as datasets
 from bishop_text.ingest import Transcript
@@ -41,6 +53,11 @@ HEARTBEATS = "train-jobs"
 HEARTBEAT_SECONDS = 10.0
 DEAD_AFTER_SECONDS = 45.0
 STOP_GRACE_SECONDS = 10.0
+OUTAGE_FIRST_DELAY = 0.5
+OUTAGE_MAX_DELAY = 10.0
+PARENT_POLL_SECONDS = 1.0
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+T = TypeVar("T")
 
 
 @dataclass
@@ -59,13 +76,16 @@ class TrainingJobs:
         bus: Bus,
         state: State,
         kaggle_api: Any = None,
+        temp: TempRoot | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
         self.bus = bus
         self.state = state
         self.kaggle_api = kaggle_api
+        self.temp = temp or TempRoot("ml-text", settings.temp_dir)
         self.running: dict[uuid.UUID, Job] = {}  # by avatar
+        self._closing = False
         self._context = multiprocessing.get_context("spawn")
 
     async def start(self, event: ev.TrainStart) -> None:
@@ -99,6 +119,7 @@ class TrainingJobs:
             job.stop.set()
 
     async def shutdown(self) -> None:
+        self._closing = True  # no waiting out outages now: a run left unreported goes stale
         for job in list(self.running.values()):
             job.stop.set()
         await asyncio.gather(
@@ -109,26 +130,33 @@ class TrainingJobs:
         ids = {"avatar_id": job.avatar_id, "run_id": job.run_id}
         beating = asyncio.create_task(self._heartbeat(job))
         try:
-            outcome = await self._train(start, job)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.exception("training run %s failed", job.run_id)
-            outcome = ev.TrainFailed(reason=_reason(exc), **ids)
+            try:
+                outcome = await self._train(start, job)
+            except Stopped:
+                outcome = ev.TrainStopped(**ids)
+            except Exception as exc:
+                log.exception("training run %s failed", job.run_id)
+                outcome = ev.TrainFailed(reason=_failure(exc), **ids)
+            self.running.pop(job.avatar_id, None)
+            # The run beats until its outcome is out: one that cannot be sent goes stale, and
+            # the sweep reports the run failed once the bus is back.
+            await self._outlasting(functools.partial(self._publish, start, outcome, "outcome"))
+            await self._outlasting(
+                functools.partial(self.state.delete_field, HEARTBEATS, str(job.run_id))
+            )
+        except Exception:
+            log.exception("the outcome of training run %s could not be reported", job.run_id)
         finally:
             beating.cancel()
             self.running.pop(job.avatar_id, None)
-            await self.state.delete_field(HEARTBEATS, str(job.run_id))
-        await self._publish(start, outcome, "outcome")
 
     async def _train(self, start: ev.TrainStart, job: Job) -> ev.Event:
         ids = {"avatar_id": job.avatar_id, "run_id": job.run_id}
         transcripts = []
         for material in start.train_materials:
             if material.type == "basic" and material.transcript_url:
-                transcripts.append(
-                    Transcript.from_json(await self.storage.get_bytes(material.transcript_url))
-                )
+                fetch = functools.partial(self.storage.get_bytes, material.transcript_url)
+                transcripts.append(Transcript.from_json(await self._outlasting(fetch, job)))
         if not transcripts:
             return ev.TrainFailed(
                 reason="no processed text materials were sent for training", **ids
@@ -138,23 +166,29 @@ class TrainingJobs:
         except ValueError as exc:
             return ev.TrainFailed(reason=str(exc), **ids)
         prefix = avatar_prefix_of(start.train_materials[0].url)
-        await self.storage.put_bytes(
-            f"{prefix}datasets/{data.version}.jsonl", data.to_jsonl(), "application/jsonl"
+        store = functools.partial(
+            self.storage.put_bytes,
+            f"{prefix}datasets/{data.version}.jsonl",
+            data.to_jsonl(),
+            "application/jsonl",
         )
-        with tempfile.TemporaryDirectory(prefix="bishop-train-") as tmp:
+        await self._outlasting(store, job)
+        with self.temp.folder("bishop-train-") as tmp:
             dataset_path = Path(tmp) / "dataset.jsonl"
             dataset_path.write_bytes(data.to_jsonl())
             args = self._args(str(dataset_path), str(Path(tmp) / "out"))
             if self.settings.kaggle:
                 result = await self._on_kaggle(start, job, args, Path(tmp))
             else:
-                result = await self._in_process(start, job, args)
+                result = await self._in_process(start, job, args, Path(tmp))
             if result is None:
                 return ev.TrainStopped(**ids)
             adapter_key = f"{prefix}adapters/{job.run_id}.tar"
-            await self.storage.put_bytes(
-                adapter_key, _tar(Path(args.output_dir)), "application/x-tar"
+            archive = await asyncio.to_thread(_tar, Path(args.output_dir))
+            store = functools.partial(
+                self.storage.put_bytes, adapter_key, archive, "application/x-tar"
             )
+            await self._outlasting(store, job)
         return ev.TrainFinished(
             adapter_url=adapter_key,
             dataset_version=data.version,
@@ -183,13 +217,17 @@ class TrainingJobs:
         )
 
     async def _in_process(
-        self, start: ev.TrainStart, job: Job, args: TrainArgs
+        self, start: ev.TrainStart, job: Job, args: TrainArgs, work: Path
     ) -> dict[str, Any] | None:
         """Run training in a child process; its description, or None if it was stopped."""
         messages = self._context.Queue()
         child = self._context.Process(
-            target=_child, args=(asdict(args), messages, job.stop), daemon=True
+            target=_child,
+            args=(asdict(args), messages, job.stop, os.getpid(), str(work)),
+            daemon=True,
         )
+        # Started on the event loop's thread, never from a thread pool: the child's parent-death
+        # signal fires when the *thread* that started it ends, and pool threads come and go.
         child.start()
         last_report = 0.0
         stop_asked: float | None = None
@@ -226,7 +264,8 @@ class TrainingJobs:
                 else:
                     raise RuntimeError(payload)
         finally:
-            child.join(timeout=STOP_GRACE_SECONDS)
+            # Joined off the event loop: a slow exit must not hold every other consumer up.
+            await asyncio.to_thread(child.join, STOP_GRACE_SECONDS)
             if child.is_alive():
                 child.kill()
 
@@ -268,15 +307,45 @@ class TrainingJobs:
             tokens_per_second=clean["tokens_per_second"],
             eta_seconds=clean["eta_seconds"],
         )
-        await self.bus.publish(Topic.TRAIN_STATUS, event)
+        try:
+            await self.bus.publish(Topic.TRAIN_STATUS, event)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # Progress is a glimpse, not a record: the next report brings it up to date.
+            log.warning("progress of run %s not sent: %s", job.run_id, _reason(exc))
 
     async def _heartbeat(self, job: Job) -> None:
         record = json.dumps({"avatar_id": str(job.avatar_id), "run_id": str(job.run_id)})
         while True:
-            await self.state.put_field(
-                HEARTBEATS, str(job.run_id), f"{time.time()}|{record}", ttl=7 * 86400
-            )
+            try:
+                await self.state.put_field(
+                    HEARTBEATS, str(job.run_id), f"{time.time()}|{record}", ttl=7 * 86400
+                )
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("heartbeat of run %s not written: %s", job.run_id, _reason(exc))
             await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    async def _outlasting(self, call: Callable[[], Awaitable[T]], job: Job | None = None) -> T:
+        """`call()`, retried with backoff while it fails with an outage, for as long as the bus
+        would retry a handler (`outage_retry_minutes`) and the worker is not shutting down; a
+        stop asked meanwhile ends the wait."""
+        delay, began = OUTAGE_FIRST_DELAY, time.monotonic()
+        while True:
+            try:
+                return await call()
+            except Exception as exc:
+                waited = time.monotonic() - began
+                limit = self.settings.outage_retry_minutes * 60
+                if not is_transient(exc) or waited >= limit or self._closing:
+                    raise
+                log.warning("training: outage (%s), retrying in %.1fs", _reason(exc), delay)
+            if job is not None and job.stop.is_set():
+                raise Stopped
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, OUTAGE_MAX_DELAY)
 
     async def sweep(self) -> None:
         """Report runs whose worker stopped beating (it crashed or was killed mid-run)."""
@@ -311,8 +380,12 @@ class TrainingJobs:
         )
 
 
-def _child(args: dict[str, Any], messages: Any, stop: Any) -> None:
+def _child(args: dict[str, Any], messages: Any, stop: Any, parent: int, work: str) -> None:
     """The training process."""
+    _die_with_parent(parent)
+    # The trainer's own scratch goes into the run's folder, inside the worker's temp root, so
+    # what a killed run leaves behind is swept with the root.
+    tempfile.tempdir = work
     from bishop_text.train import Stopped, main
 
     try:
@@ -326,6 +399,45 @@ def _child(args: dict[str, Any], messages: Any, stop: Any) -> None:
         messages.put(("stopped", None))
     except Exception as exc:
         messages.put(("error", _reason(exc)))
+
+
+def _die_with_parent(parent: int) -> None:
+    """End this process when the worker that started it ends, even by SIGKILL, which gives
+    the worker no chance to stop it: the kernel's parent-death signal where there is one
+    (Linux), and everywhere a thread that watches the parent."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+                log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+        except (OSError, AttributeError):
+            log.warning("prctl is not available; the parent is watched instead")
+    # A parent that died before the signal was asked for never sends it.
+    if _parent_gone(parent):
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _parent_gone(parent: int) -> bool:
+    if os.name == "posix" and os.getppid() != parent:
+        return True  # re-parented (to init or a subreaper): the worker is gone
+    # Where pids say nothing (Windows), multiprocessing's handle on the parent does.
+    handle = multiprocessing.parent_process()
+    return handle is not None and not handle.is_alive()
+
+
+def _watch_parent(parent: int) -> None:
+    while not _parent_gone(parent):
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)
+
+
+def _failure(exc: BaseException) -> str:
+    """The reason a run failed, as the user reads it."""
+    dependency = dependency_of(exc)
+    if dependency is not None:
+        return f"the {dependency} stayed unavailable: {_reason(exc)}"[:500]
+    return _reason(exc)
 
 
 def _reason(exc: BaseException) -> str:

@@ -15,6 +15,9 @@ class TextSettings(InfraSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Where downloaded adapters and the demo models live on this machine (default: in data_dir).
     cache_dir: Path | None = None
+    # Where this worker's temp folder goes (material downloads, training work); empty: the
+    # system's temp folder. Roots left by killed workers are removed when a worker starts.
+    temp_dir: Path | None = None
 
     max_new_tokens: int = 200
     min_new_tokens: int = 1  # an empty reply helps nobody

@@ -1,24 +1,29 @@
 """The ml-text worker process: materials to transcripts, training runs, and replies.
 
 Three consumers, so that a long transcription never delays a chat reply: materials, training
-(whose runs go to child processes), and replies with health checks.
+(whose runs go to child processes), and replies with health checks. Each skips the events it
+has handled before (by event id, in the shared state). An outage of storage, state or bus is
+raised for the bus to retry; only what is the event's own fault fails the material or reply.
 """
 
 import asyncio
 import logging
-import tempfile
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from bishop_contracts import events as ev
 from bishop_contracts.events import derive_event_id
 from bishop_contracts.layout import avatar_prefix_of
 from bishop_contracts.topics import Topic
+from bishop_infra.faults import is_transient
+from bishop_infra.handled import HandledEvents
 from bishop_infra.state import state_from_url
 from bishop_infra.storage import ObjectNotFound, storage_from_url
-from bishop_infra.worker import health_answer, make_bus, serve_forever
+from bishop_infra.worker import TempRoot, health_answer, make_bus, run_process, serve_forever
 
-from bishop_text.generate import Engine, conversation
+from bishop_text.chat_format import Turn
+from bishop_text.generate import Engine, Version, conversation
 from bishop_text.ingest import MaterialError, Transcript, extension, extract
 from bishop_text.ingest.media import Transcriber
 from bishop_text.jobs import TrainingJobs
@@ -31,6 +36,15 @@ INDEX_CACHE_SIZE = 64
 log = logging.getLogger("bishop.text")
 
 
+class NotAnOutage(Exception):
+    """What a model or a file's decoder raised (its cause): the event's own fault, even as an
+    OSError, which `is_transient` would take for an outage and have retried for minutes."""
+
+
+def _ignored_material(event: ev.Event) -> bool:
+    return not (isinstance(event, ev.MaterialUploaded) and event.type == "basic")
+
+
 class TextWorker:
     def __init__(self, settings: TextSettings, group: str = WORKER) -> None:
         self.settings = settings
@@ -38,13 +52,25 @@ class TextWorker:
         self.storage = storage_from_url(settings.resolved_storage_url)
         self.state = state_from_url(settings.state_url)
         self.engine = Engine(settings)
-        self.jobs = TrainingJobs(settings, self.storage, self.bus, self.state)
+        self.temp = TempRoot(WORKER, settings.temp_dir)
+        self.jobs = TrainingJobs(settings, self.storage, self.bus, self.state, temp=self.temp)
         self._transcriber: Transcriber | None = None
         # One index per set of transcripts: a changed set is a new key; old ones age out.
         self._indexes: OrderedDict[tuple[str, ...], Bm25] = OrderedDict()
-        self.bus.subscribe(f"{group}-materials", [Topic.MATERIALS], self.on_material)
-        self.bus.subscribe(f"{group}-train", [Topic.LLM_TRAIN], self.on_train)
-        self.bus.subscribe(group, [Topic.LLM_INFERENCE, Topic.HEALTH_CHECK_TEXT], self.on_reply)
+        materials = HandledEvents(self.state, f"{group}-materials")
+        self.bus.subscribe(
+            f"{group}-materials",
+            [Topic.MATERIALS],
+            materials.once(self.on_material, skip=_ignored_material),
+        )
+        training = HandledEvents(self.state, f"{group}-train")
+        self.bus.subscribe(f"{group}-train", [Topic.LLM_TRAIN], training.once(self.on_train))
+        replies = HandledEvents(self.state, group)
+        self.bus.subscribe(
+            group,
+            [Topic.LLM_INFERENCE, Topic.HEALTH_CHECK_TEXT],
+            replies.once(self.on_reply, skip=lambda e: isinstance(e, ev.HealthCheck)),
+        )
 
     @property
     def transcriber(self) -> Transcriber:
@@ -75,8 +101,11 @@ class TextWorker:
             )
             outcome: ev.Event = ev.MaterialFailed(reason=reason, **ids)
         except Exception as exc:
+            if is_transient(exc) and not isinstance(exc, NotAnOutage):
+                raise  # storage down: the bus retries the event once it is back
             log.exception("material %s could not be processed", event.material_id)
-            outcome = ev.MaterialFailed(reason=f"processing failed: {type(exc).__name__}", **ids)
+            cause = exc.__cause__ if isinstance(exc, NotAnOutage) else exc
+            outcome = ev.MaterialFailed(reason=f"processing failed: {type(cause).__name__}", **ids)
         else:
             key = f"{avatar_prefix_of(event.url)}transcripts/{event.material_id}.json"
             await self.storage.put_bytes(key, transcript.to_json(), "application/json")
@@ -87,18 +116,24 @@ class TextWorker:
         )
 
     async def _transcript(self, event: ev.MaterialUploaded) -> Transcript:
-        with tempfile.TemporaryDirectory(prefix="bishop-material-") as tmp:
+        data = await self.storage.get_bytes(event.url)
+        with self.temp.folder("bishop-material-") as tmp:
             path = Path(tmp) / f"material{PurePosixPath(event.url).suffix}"
-            await asyncio.to_thread(path.write_bytes, await self.storage.get_bytes(event.url))
-            return await asyncio.to_thread(
-                extract,
-                path,
-                event.kind,
-                extension(event.url),
-                event.person or "",
-                event.language,
-                self.transcriber,
-            )
+            await asyncio.to_thread(path.write_bytes, data)
+            try:
+                return await asyncio.to_thread(
+                    extract,
+                    path,
+                    event.kind,
+                    extension(event.url),
+                    event.person or "",
+                    event.language,
+                    self.transcriber,
+                )
+            except MaterialError:
+                raise
+            except Exception as exc:
+                raise NotAnOutage(f"{type(exc).__name__}: {exc}") from exc
 
     # training
 
@@ -118,13 +153,16 @@ class TextWorker:
             try:
                 await self.reply(event)
             except Exception as exc:
+                if is_transient(exc) and not isinstance(exc, NotAnOutage):
+                    raise  # storage or bus down: the bus retries the event once it is back
                 log.exception("reply %s failed", event.message_id)
+                cause = exc.__cause__ if isinstance(exc, NotAnOutage) else exc
                 await self.bus.publish(
                     Topic.SAVE_RESPONSE,
                     ev.ResponseFailed(
                         event_id=derive_event_id(event.event_id, "failed"),
                         message_id=event.message_id,
-                        reason=f"generation failed: {type(exc).__name__}: {exc}"[:500],
+                        reason=f"generation failed: {type(cause).__name__}: {cause}"[:500],
                     ),
                 )
 
@@ -155,7 +193,7 @@ class TextWorker:
                 self.bus.publish(Topic.SAVE_RESPONSE, delta), loop
             ).result()
 
-        text = await asyncio.to_thread(self.engine.generate, version, turns, on_piece)
+        text = await asyncio.to_thread(self._generate, version, turns, on_piece)
         await self.bus.publish(
             Topic.SAVE_RESPONSE,
             ev.SaveResponse(
@@ -166,6 +204,27 @@ class TextWorker:
                 adapter_version_id=event.adapter_version_id,
             ),
         )
+
+    def _generate(
+        self, version: Version, turns: list[Turn], on_piece: Callable[[str], None]
+    ) -> str:
+        """Blocking: the engine's answer; what the model raises comes as NotAnOutage, what
+        publishing a piece raises (the bus is down) as itself."""
+        published: list[Exception] = []
+
+        def publish(piece: str) -> None:
+            try:
+                on_piece(piece)
+            except Exception as exc:
+                published.append(exc)
+                raise
+
+        try:
+            return self.engine.generate(version, turns, publish)
+        except Exception as exc:
+            if published:
+                raise
+            raise NotAnOutage(f"{type(exc).__name__}: {exc}") from exc
 
     async def _index(self, transcript_urls: list[str]) -> Bm25:
         key = tuple(sorted(transcript_urls))
@@ -186,22 +245,30 @@ class TextWorker:
         self._indexes.move_to_end(key)
         return self._indexes[key]
 
-    async def run(self) -> None:
-        await self.storage.ensure_ready()
-        sweeper = asyncio.create_task(self.jobs.sweep_forever())
+    async def run(self, *, own_process: bool = False) -> None:
+        """Serve until cancelled; `own_process`: this worker is the whole process (`main`)."""
+        if own_process:
+            self.temp.use_for_process()
+        # Beside serving, not before it: what dead workers left is no reason to wait.
+        sweeping = asyncio.create_task(asyncio.to_thread(self.temp.sweep))
+        sweeper: asyncio.Task[None] | None = None
         try:
+            await self.storage.ensure_ready()
+            sweeper = asyncio.create_task(self.jobs.sweep_forever())
             await serve_forever(self.bus, WORKER)
         finally:
-            sweeper.cancel()
+            if sweeper is not None:
+                sweeper.cancel()
             await self.jobs.shutdown()
+            await asyncio.gather(sweeping, return_exceptions=True)
+            await asyncio.to_thread(self.temp.remove)
 
 
-async def run(settings: TextSettings | None = None, group: str = WORKER) -> None:
-    await TextWorker(settings or TextSettings(), group).run()
+async def run(
+    settings: TextSettings | None = None, group: str = WORKER, *, own_process: bool = False
+) -> None:
+    await TextWorker(settings or TextSettings(), group).run(own_process=own_process)
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    asyncio.run(run())
+    run_process(lambda: run(own_process=True))

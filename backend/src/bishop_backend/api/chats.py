@@ -2,10 +2,12 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy.exc import IntegrityError
 
 from bishop_backend.api.deps import (
     API_PREFIX,
+    IdempotencyDep,
     InfraDep,
     OwnedAvatar,
     OwnedChat,
@@ -71,10 +73,24 @@ async def list_messages(
 
 @router.post("/{chat_id}/msgs", response_model=MessageSent, status_code=201)
 async def send_message(
-    session: SessionDep, infra: InfraDep, avatar: OwnedAvatar, chat: OwnedChat, body: MessageCreate
-) -> MessageSent:
-    message, reply = await chats.send(infra, session, avatar, chat, body.message)
-    return MessageSent(message=MessagePublic.model_validate(message), response_id=reply.id)
+    session: SessionDep,
+    infra: InfraDep,
+    avatar: OwnedAvatar,
+    chat: OwnedChat,
+    body: MessageCreate,
+    idempotency: IdempotencyDep,
+) -> MessageSent | JSONResponse:
+    """Send a message; the reply is generated in the background (see `response/stream`)."""
+    if idempotency and (earlier := await idempotency.replay(session)):
+        return earlier
+    try:
+        return await chats.send(infra, session, avatar, chat, body.message, idempotency)
+    except IntegrityError:
+        # The same key, sent twice at once: the first one's transaction won.
+        await session.rollback()
+        if idempotency and (earlier := await idempotency.replay(session)):
+            return earlier
+        raise
 
 
 @router.get("/{chat_id}/msgs/{msg_id}/response", response_model=MessagePublic)

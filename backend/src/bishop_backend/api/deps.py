@@ -4,7 +4,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -12,6 +12,7 @@ from bishop_backend.errors import Forbidden, NotFound, Unauthorized
 from bishop_backend.infra import Infra
 from bishop_backend.models import Avatar, Chat, Material, Message, User
 from bishop_backend.security import read_access_token
+from bishop_backend.services.idempotency import HEADER, Idempotency
 
 API_PREFIX = "/api/v1"
 
@@ -96,3 +97,25 @@ async def get_owned_material(
 
 
 OwnedMaterial = Annotated[Material, Depends(get_owned_material)]
+
+
+async def get_idempotency(
+    request: Request,
+    user: CurrentUser,
+    key: Annotated[
+        str | None,
+        Header(
+            alias=HEADER,
+            min_length=1,
+            max_length=255,
+            description="Send the same key again to repeat a request safely: "
+            "the first result is returned and nothing new is created.",
+        ),
+    ] = None,
+) -> Idempotency | None:
+    if key is None:
+        return None
+    return Idempotency(user.id, key, f"{request.method} {request.url.path.rstrip('/')}")
+
+
+IdempotencyDep = Annotated[Idempotency | None, Depends(get_idempotency)]

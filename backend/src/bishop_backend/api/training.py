@@ -1,7 +1,15 @@
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy.exc import IntegrityError
 
-from bishop_backend.api.deps import API_PREFIX, InfraDep, OwnedAvatar, OwnedMaterial, SessionDep
+from bishop_backend.api.deps import (
+    API_PREFIX,
+    IdempotencyDep,
+    InfraDep,
+    OwnedAvatar,
+    OwnedMaterial,
+    SessionDep,
+)
 from bishop_backend.errors import NotFound
 from bishop_backend.models import MaterialPublic, TrainingRun, TrainingRunPublic, TrainingStatus
 from bishop_backend.services import materials, training
@@ -31,18 +39,29 @@ UPLOAD_BODY = {
 
 @router.post("", response_model=list[MaterialPublic], status_code=201, openapi_extra=UPLOAD_BODY)
 async def upload_materials(
-    request: Request, session: SessionDep, infra: InfraDep, avatar: OwnedAvatar
-) -> list[MaterialPublic]:
+    request: Request,
+    session: SessionDep,
+    infra: InfraDep,
+    avatar: OwnedAvatar,
+    idempotency: IdempotencyDep,
+) -> list[MaterialPublic] | JSONResponse:
     """Upload one or more files of one `type`: `basic` (text is extracted) or `voice_synthesis`."""
+    # A repeat is answered before its body is read: nothing is stored twice.
+    if idempotency and (earlier := await idempotency.replay(session)):
+        return earlier
     settings = infra.settings
     form = await read_form(
         request, max_bytes=settings.max_upload_bytes, max_files=settings.max_files_per_upload
     )
     try:
-        stored = await materials.upload(infra, session, avatar, form)
+        return await materials.upload(infra, session, avatar, form, API_PREFIX, idempotency)
+    except IntegrityError:
+        await session.rollback()
+        if idempotency and (earlier := await idempotency.replay(session)):
+            return earlier
+        raise
     finally:
         await form.close()
-    return [materials.public(m, API_PREFIX) for m in stored]
 
 
 @router.get("/materials", response_model=list[MaterialPublic])

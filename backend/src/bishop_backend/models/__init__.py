@@ -20,7 +20,9 @@ from bishop_backend.models.chat import (
     ReplyStatus,
 )
 from bishop_backend.models.event import ProcessedEvent
+from bishop_backend.models.idempotency import IdempotencyRecord
 from bishop_backend.models.material import Material, MaterialPublic, MaterialStatus
+from bishop_backend.models.outbox import OutboxEvent
 from bishop_backend.models.training import (
     ActiveVersionUpdate,
     AdapterVersion,
@@ -45,6 +47,7 @@ __all__ = [
     "ChatCreate",
     "ChatPublic",
     "ChatUpdate",
+    "IdempotencyRecord",
     "Material",
     "MaterialPublic",
     "MaterialStatus",
@@ -53,6 +56,7 @@ __all__ = [
     "MessagePublic",
     "MessageRole",
     "MessageSent",
+    "OutboxEvent",
     "ProcessedEvent",
     "ReplyStatus",
     "RunStatus",

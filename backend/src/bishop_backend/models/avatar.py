@@ -5,6 +5,7 @@ from enum import StrEnum
 from sqlmodel import Field, SQLModel
 
 from bishop_backend.models.common import created_field, id_field, owner_field
+from bishop_backend.models.text import SafeLine, SafeText
 
 
 class AvatarStatus(StrEnum):
@@ -39,17 +40,25 @@ class Avatar(AvatarBase, table=True):
 
 
 class AvatarCreate(AvatarBase):
-    pass
+    # The same fields as typed by a user: refused with control characters (see models.text);
+    # stored avatars keep plain `str`, so that older rows still read back.
+    name: SafeLine = Field(min_length=1, max_length=255)
+    description: SafeText = Field(default="", max_length=4000)
+    personality: SafeText = Field(default="", max_length=4000)
+    scenario: SafeText = Field(default="", max_length=4000)
+    greeting: SafeText = Field(default="", max_length=2000)
+    instructions: SafeText = Field(default="", max_length=8000)
+    language: SafeLine = Field(default="ru", min_length=2, max_length=8)
 
 
 class AvatarUpdate(SQLModel):
-    name: str | None = Field(default=None, min_length=1, max_length=255)
-    description: str | None = Field(default=None, max_length=4000)
-    personality: str | None = Field(default=None, max_length=4000)
-    scenario: str | None = Field(default=None, max_length=4000)
-    greeting: str | None = Field(default=None, max_length=2000)
-    instructions: str | None = Field(default=None, max_length=8000)
-    language: str | None = Field(default=None, min_length=2, max_length=8)
+    name: SafeLine | None = Field(default=None, min_length=1, max_length=255)
+    description: SafeText | None = Field(default=None, max_length=4000)
+    personality: SafeText | None = Field(default=None, max_length=4000)
+    scenario: SafeText | None = Field(default=None, max_length=4000)
+    greeting: SafeText | None = Field(default=None, max_length=2000)
+    instructions: SafeText | None = Field(default=None, max_length=8000)
+    language: SafeLine | None = Field(default=None, min_length=2, max_length=8)
 
 
 class AvatarPublic(AvatarBase):

@@ -5,7 +5,8 @@ from enum import StrEnum
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from bishop_backend.models.common import created_field, id_field, owner_field
+from bishop_backend.models.common import created_field, id_field, owner_field, updated_field
+from bishop_backend.models.text import SafeLine, SafeText
 
 
 class MessageRole(StrEnum):
@@ -22,28 +23,32 @@ class ReplyStatus(StrEnum):
     FAILED = "failed"
 
 
-class ChatCreate(SQLModel):
+class ChatBase(SQLModel):
     title: str = Field(min_length=1, max_length=255)
+
+
+class ChatCreate(ChatBase):
+    title: SafeLine = Field(min_length=1, max_length=255)
 
 
 class ChatUpdate(ChatCreate):
     pass
 
 
-class Chat(ChatCreate, table=True):
+class Chat(ChatBase, table=True):
     id: uuid.UUID = id_field()
     avatar_id: uuid.UUID = owner_field("avatar")
     created_at: datetime = created_field()
 
 
-class ChatPublic(ChatCreate):
+class ChatPublic(ChatBase):
     id: uuid.UUID
     avatar_id: uuid.UUID
     created_at: datetime
 
 
 class MessageCreate(SQLModel):
-    message: str = Field(min_length=1, max_length=8000)
+    message: SafeText = Field(min_length=1, max_length=8000)
 
 
 class Message(SQLModel, table=True):
@@ -60,6 +65,7 @@ class Message(SQLModel, table=True):
     adapter_version_id: uuid.UUID | None = None
     passage_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime = created_field()
+    updated_at: datetime = updated_field()
 
 
 class MessagePublic(SQLModel):

@@ -22,3 +22,14 @@ def created_field() -> datetime:
 def owner_field(table: str) -> uuid.UUID:
     """Foreign key whose rows go away with their owner."""
     return Field(foreign_key=f"{table}.id", ondelete="CASCADE", index=True, nullable=False)
+
+
+def updated_field() -> datetime:
+    """When the row last changed: the sweeper measures how long a reply, material or run has
+    been waiting from here."""
+    return Field(
+        default_factory=utcnow,
+        sa_type=DateTime(timezone=True),
+        nullable=False,
+        sa_column_kwargs={"onupdate": utcnow},
+    )

@@ -4,7 +4,7 @@ from enum import StrEnum
 
 from sqlmodel import Field, SQLModel
 
-from bishop_backend.models.common import created_field, id_field, owner_field
+from bishop_backend.models.common import created_field, id_field, owner_field, updated_field
 
 
 class MaterialStatus(StrEnum):
@@ -30,6 +30,7 @@ class Material(MaterialBase, table=True):
     storage_key: str = Field(max_length=1024)
     transcript_key: str | None = Field(default=None, max_length=1024)
     created_at: datetime = created_field()
+    updated_at: datetime = updated_field()
 
 
 class MaterialPublic(MaterialBase):

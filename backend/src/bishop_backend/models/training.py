@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime
 from sqlmodel import Field, SQLModel
 
-from bishop_backend.models.common import created_field, id_field, owner_field
+from bishop_backend.models.common import created_field, id_field, owner_field, updated_field
 
 
 class RunStatus(StrEnum):
@@ -40,6 +40,7 @@ class TrainingRun(TrainingRunBase, table=True):
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
     created_at: datetime = created_field()
+    updated_at: datetime = updated_field()
     finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 

@@ -5,6 +5,7 @@ from pydantic import EmailStr
 from sqlmodel import Field, SQLModel
 
 from bishop_backend.models.common import created_field, id_field
+from bishop_backend.models.text import SafeLine
 
 
 class UserBase(SQLModel):
@@ -21,15 +22,17 @@ class User(UserBase, table=True):
 
 
 class UserSignup(SQLModel):
+    # EmailStr refuses control characters itself.
     email: EmailStr = Field(max_length=255)
-    password: str = Field(min_length=8, max_length=40)
-    full_name: str | None = Field(default=None, max_length=255)
+    password: SafeLine = Field(min_length=8, max_length=40)
+    full_name: SafeLine | None = Field(default=None, max_length=255)
 
 
 class UserCreate(UserBase):
     """What a superuser may set when creating an account (thesis §6.2.1)."""
 
-    password: str = Field(min_length=8, max_length=40)
+    password: SafeLine = Field(min_length=8, max_length=40)
+    full_name: SafeLine | None = Field(default=None, max_length=255)
 
 
 class UserPublic(UserBase):

@@ -7,7 +7,7 @@ from bishop_contracts.topics import Topic
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bishop_backend.errors import Conflict, NotFound, Unavailable
+from bishop_backend.errors import Conflict, NotFound
 from bishop_backend.infra import Infra
 from bishop_backend.models import (
     AdapterVersion,
@@ -18,9 +18,13 @@ from bishop_backend.models import (
     Material,
     MaterialStatus,
     Message,
+    MessagePublic,
     MessageRole,
+    MessageSent,
     ReplyStatus,
 )
+from bishop_backend.services.idempotency import Idempotency
+from bishop_backend.services.outbox import emit
 from bishop_backend.services.replies import deltas_key as replies_deltas_key
 
 
@@ -62,17 +66,25 @@ async def history(
 
 
 async def send(
-    infra: Infra, session: AsyncSession, avatar: Avatar, chat: Chat, text: str
-) -> tuple[Message, Message]:
-    """Store the user's message and a pending reply, then request the reply."""
+    infra: Infra,
+    session: AsyncSession,
+    avatar: Avatar,
+    chat: Chat,
+    text: str,
+    idempotency: Idempotency | None = None,
+) -> MessageSent:
+    """Store the user's message, a pending reply and the request for it, in one transaction."""
     message = Message(chat_id=chat.id, role=MessageRole.USER, text=text)
     reply = Message(
         chat_id=chat.id, role=MessageRole.AVATAR, reply_to_id=message.id, status=ReplyStatus.PENDING
     )
-    session.add_all([message, reply])
-    await session.commit()
     await _request_reply(infra, session, avatar, chat, reply, text)
-    return message, reply
+    session.add_all([message, reply])
+    sent = MessageSent(message=MessagePublic.model_validate(message), response_id=reply.id)
+    if idempotency is not None:
+        idempotency.remember(session, 201, sent)
+    await session.commit()
+    return sent
 
 
 async def retry(
@@ -87,15 +99,16 @@ async def retry(
     reply.status, reply.error, reply.text = ReplyStatus.PENDING, None, ""
     reply.dub_status, reply.dub_key = ReplyStatus.NONE, None
     session.add(reply)
+    await _request_reply(infra, session, avatar, chat, reply, question.text)
     await session.commit()
     await infra.state.delete(replies_deltas_key(reply.id))
-    await _request_reply(infra, session, avatar, chat, reply, question.text)
     return reply
 
 
 async def _request_reply(
     infra: Infra, session: AsyncSession, avatar: Avatar, chat: Chat, reply: Message, text: str
 ) -> None:
+    """Queue the request for `reply` in the outbox (committed by the caller)."""
     earlier = await history(session, chat, infra.settings.chat_history_turns + 2)
     turns = [
         Turn(role=m.role, text=m.text)  # type: ignore[arg-type]
@@ -118,16 +131,7 @@ async def _request_reply(
         adapter_version_id=version.id if version else None,
         transcript_urls=await _transcripts(session, avatar),
     )
-    try:
-        await infra.bus.publish(Topic.LLM_INFERENCE, event)
-    except Exception as exc:
-        reply.status = ReplyStatus.FAILED
-        reply.error = "the text worker could not be reached"
-        session.add(reply)
-        await session.commit()
-        raise Unavailable(
-            "The message is saved, but no reply could be requested: the bus is unavailable"
-        ) from exc
+    emit(session, Topic.LLM_INFERENCE, event)
 
 
 async def _transcripts(session: AsyncSession, avatar: Avatar) -> list[str]:

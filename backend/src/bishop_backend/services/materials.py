@@ -7,15 +7,18 @@ from dataclasses import dataclass
 from typing import get_args
 
 from bishop_contracts.events import MaterialType, MaterialUploaded
+from bishop_contracts.text import input_problem
 from bishop_contracts.topics import Topic
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.datastructures import FormData, UploadFile
 
-from bishop_backend.errors import Unavailable, Unprocessable, UnsupportedMedia
+from bishop_backend.errors import Unprocessable, UnsupportedMedia
 from bishop_backend.infra import Infra
 from bishop_backend.keys import material_key
 from bishop_backend.models import Avatar, Material, MaterialPublic
+from bishop_backend.services.idempotency import Idempotency
+from bishop_backend.services.outbox import emit
 from bishop_backend.services.sniff import FileType, detect
 
 MATERIAL_TYPES: tuple[str, ...] = get_args(MaterialType)
@@ -43,9 +46,15 @@ async def list_materials(session: AsyncSession, avatar: Avatar) -> list[Material
 
 
 async def upload(
-    infra: Infra, session: AsyncSession, avatar: Avatar, form: FormData
-) -> list[Material]:
-    """Store every file of the form or none of them, then tell the workers."""
+    infra: Infra,
+    session: AsyncSession,
+    avatar: Avatar,
+    form: FormData,
+    api_prefix: str,
+    idempotency: Idempotency | None = None,
+) -> list[MaterialPublic]:
+    """Store every file of the form or none of them; the rows and the workers' events commit
+    together."""
     material_type = form.get("type")
     if material_type not in MATERIAL_TYPES:
         raise Unprocessable(f"type must be one of {', '.join(MATERIAL_TYPES)}")
@@ -63,17 +72,22 @@ async def upload(
             )
             materials.append(material)
         session.add_all(materials)
+        _announce(session, avatar, materials)
+        stored = [public(m, api_prefix) for m in materials]
+        if idempotency is not None:
+            idempotency.remember(session, 201, stored)
         await session.commit()
     except BaseException:
         with contextlib.suppress(Exception):
             await asyncio.gather(*(infra.storage.delete(m.storage_key) for m in materials))
         raise
-    await _announce(infra, avatar, materials)
-    return materials
+    return stored
 
 
 def _check(upload: UploadFile, material_type: str) -> _Checked:
     name = upload.filename or "file"
+    if (problem := input_problem(name, multiline=False)) is not None:
+        raise Unprocessable(f"the file name {name!r} {problem}")
     if not upload.size:
         raise Unprocessable(f"{name}: the file is empty")
     filetype = detect(name, upload.file)
@@ -99,7 +113,7 @@ def _new_material(avatar: Avatar, material_type: str, item: _Checked) -> Materia
     )
 
 
-async def _announce(infra: Infra, avatar: Avatar, materials: list[Material]) -> None:
+def _announce(session: AsyncSession, avatar: Avatar, materials: list[Material]) -> None:
     for m in materials:
         event = MaterialUploaded(
             avatar_id=avatar.id,
@@ -111,13 +125,7 @@ async def _announce(infra: Infra, avatar: Avatar, materials: list[Material]) -> 
             language=avatar.language,
             person=avatar.name,
         )
-        try:
-            await infra.bus.publish(Topic.MATERIALS, event)
-        except Exception as exc:
-            raise Unavailable(
-                f"{m.filename} is stored but could not be sent for processing (bus unavailable); "
-                "delete it and upload it again"
-            ) from exc
+        emit(session, Topic.MATERIALS, event)
 
 
 async def delete_material(infra: Infra, session: AsyncSession, material: Material) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from bishop_contracts import events as ev
 from bishop_contracts.events import derive_event_id
+from bishop_contracts.text import clean_generated
 from bishop_contracts.topics import Topic
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
@@ -23,6 +24,7 @@ from bishop_backend.models import (
     AvatarStatus,
     Material,
     MaterialStatus,
+    Message,
     ProcessedEvent,
     ReplyStatus,
     RunStatus,
@@ -31,6 +33,9 @@ from bishop_backend.models import (
 from bishop_backend.models.training import ACTIVE_RUN_STATUSES
 from bishop_backend.services import replies
 from bishop_backend.services.chats import load_reply
+from bishop_backend.services.health import remember_worker
+from bishop_backend.services.outbox import emit
+from bishop_backend.services.sweeper import fail_if
 from bishop_backend.services.training import end_run
 
 log = logging.getLogger("bishop.orchestrator")
@@ -41,8 +46,8 @@ BACKEND_TOPICS = (
     Topic.TRAIN_STATUS,
     Topic.MATERIAL_STATUS,
     Topic.WORKER_HEALTH,
+    Topic.DEAD_LETTER,
 )
-WORKER_SEEN_TTL = 120.0
 
 Notes = list[tuple[Any, str, dict[str, Any]]]
 DbHandler = Callable[[Infra, AsyncSession, Any, Notes], Awaitable[None]]
@@ -61,9 +66,7 @@ class Orchestrator:
         elif isinstance(event, ev.DubChunk):
             await self._dub_chunk(event)
         elif isinstance(event, ev.WorkerHealth):
-            await self.infra.state.set_value(
-                f"worker:{event.worker}", event.model_dump_json(), WORKER_SEEN_TTL
-            )
+            await remember_worker(self.infra, event.worker, event.model_dump_json())
         elif (handler := DB_HANDLERS.get(type(event))) is not None:
             await self._once(event, handler)
         else:
@@ -88,10 +91,9 @@ class Orchestrator:
     async def _delta(self, event: ev.ResponseDelta) -> None:
         # The index makes a redelivered delta rewrite the same field: no id bookkeeping needed.
         key = replies.deltas_key(event.message_id)
-        await self.infra.state.put_field(key, str(event.index), event.text, replies.DELTAS_TTL)
-        await replies.notify(
-            self.infra, event.message_id, "delta", index=event.index, text=event.text
-        )
+        text = clean_generated(event.text)
+        await self.infra.state.put_field(key, str(event.index), text, replies.DELTAS_TTL)
+        await replies.notify(self.infra, event.message_id, "delta", index=event.index, text=text)
 
     async def _dub_chunk(self, event: ev.DubChunk) -> None:
         async with self.infra.sessions() as session:
@@ -119,7 +121,15 @@ async def _save_response(
     reply, avatar = found
     if reply.status == ReplyStatus.READY:
         return
-    reply.text = event.generated_text
+    text = clean_generated(event.generated_text).strip()
+    if not text:
+        # Nothing to show or voice: a failure the user can retry, not an empty "ready".
+        reply.status = ReplyStatus.FAILED
+        reply.error = "The avatar produced no readable text; retry to ask again"
+        session.add(reply)
+        notes.append((reply.id, "error", {"reason": reply.error}))
+        return
+    reply.text = text
     reply.status = ReplyStatus.READY
     reply.error = None
     reply.passage_ids = event.passage_ids
@@ -127,7 +137,8 @@ async def _save_response(
     reply.dub_status = ReplyStatus.PENDING
     session.add(reply)
     voices = await _voice_samples(session, avatar)
-    await infra.bus.publish(
+    emit(
+        session,
         Topic.SOUND_INFERENCE,
         ev.SoundInference(
             event_id=derive_event_id(event.event_id, "sound_inference"),
@@ -165,7 +176,7 @@ async def _response_failed(
         return
     reply = found[0]
     reply.status = ReplyStatus.FAILED
-    reply.error = event.reason[:2000]
+    reply.error = clean_generated(event.reason)[:2000]
     session.add(reply)
     notes.append((reply.id, "error", {"reason": reply.error}))
 
@@ -182,7 +193,7 @@ async def _save_dub(
     reply.dub_status = ReplyStatus.READY
     reply.dub_voice = event.voice
     if event.generated_text and reply.status != ReplyStatus.READY:
-        reply.text = event.generated_text
+        reply.text = clean_generated(event.generated_text)
         reply.status = ReplyStatus.READY
     session.add(reply)
     notes.append((reply.id, "dub", {}))
@@ -196,7 +207,7 @@ async def _dub_failed(
         return
     reply = found[0]
     reply.dub_status = ReplyStatus.FAILED
-    reply.error = event.reason[:2000]
+    reply.error = clean_generated(event.reason)[:2000]
     session.add(reply)
     notes.append((reply.id, "dub_error", {"reason": reply.error}))
 
@@ -263,7 +274,7 @@ async def _train_failed(
     infra: Infra, session: AsyncSession, event: ev.TrainFailed, notes: Notes
 ) -> None:
     if (found := await _active_run(session, event)) is not None:
-        end_run(session, *found, RunStatus.FAILED, event.reason[:2000])
+        end_run(session, *found, RunStatus.FAILED, clean_generated(event.reason)[:2000])
 
 
 async def _train_stopped(
@@ -293,11 +304,55 @@ async def _material_event(infra: Infra, session: AsyncSession, event: Any, notes
         material.transcript_key = event.transcript_url
     else:
         material.status = MaterialStatus.FAILED
-        material.status_detail = event.reason[:2000]
+        material.status_detail = clean_generated(event.reason)[:2000]
     session.add(material)
 
 
+# Which part of a reply a poison event was about, by the topic it came on (its type may not
+# have parsed).
+_DUB_TOPICS = {Topic.SOUND_INFERENCE, Topic.SAVE_RESPONSE_DUB}
+
+
+async def _dead_letter(
+    infra: Infra, session: AsyncSession, event: ev.DeadLetter, notes: Notes
+) -> None:
+    """A consumer gave up on an event: fail what it belonged to, so nothing waits forever."""
+    reason = clean_generated(f"Bishop could not process this ({event.group}): {event.reason}")
+    reason = reason[:2000]
+    if event.message_id is not None:
+        found = await load_reply(session, event.message_id)
+        if found is None:
+            return
+        reply_id = found[0].id
+        if event.topic in _DUB_TOPICS:
+            waiting = col(Message.dub_status) == ReplyStatus.PENDING
+            values: dict[str, Any] = {"dub_status": ReplyStatus.FAILED, "error": reason}
+            note = "dub_error"
+        else:
+            waiting = col(Message.status) == ReplyStatus.PENDING
+            values = {"status": ReplyStatus.FAILED, "error": reason}
+            note = "error"
+        if await fail_if(session, Message, reply_id, waiting, **values):
+            notes.append((reply_id, note, {"reason": reason}))
+    elif event.material_id is not None:
+        in_progress = col(Material.status).in_([MaterialStatus.UPLOADED, MaterialStatus.PROCESSING])
+        await fail_if(
+            session,
+            Material,
+            event.material_id,
+            in_progress,
+            status=MaterialStatus.FAILED,
+            status_detail=reason,
+        )
+    elif event.run_id is not None and event.avatar_id is not None:
+        if (found_run := await _active_run(session, event)) is not None:
+            end_run(session, *found_run, RunStatus.FAILED, reason)
+    else:
+        log.error("dead letter %s concerns nothing that can be failed", event.event_id)
+
+
 DB_HANDLERS: dict[type[ev.Event], DbHandler] = {
+    ev.DeadLetter: _dead_letter,
     ev.SaveResponse: _save_response,
     ev.ResponseFailed: _response_failed,
     ev.SaveResponseDub: _save_dub,

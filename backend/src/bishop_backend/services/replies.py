@@ -16,6 +16,7 @@ from bishop_backend.models import Message, ReplyStatus
 
 DELTAS_TTL = 3600.0
 FINAL = {"error", "dub", "dub_error"}
+RECONNECT_MS = 1000
 
 
 def channel(reply_id: uuid.UUID) -> str:
@@ -81,16 +82,26 @@ async def stream(infra: Infra, reply_id: uuid.UUID, dub_url: str) -> AsyncIterat
         # moves its messages into a queue and the timeouts apply to the queue.
         inbox: asyncio.Queue[str] = asyncio.Queue()
         pump = asyncio.create_task(_drain(live, inbox))
+        closing = asyncio.create_task(infra.closing.wait())
         try:
             while (left := deadline - time.monotonic()) > 0:
-                try:
-                    raw = await asyncio.wait_for(
-                        inbox.get(), min(left, settings.reply_stream_heartbeat)
-                    )
-                except TimeoutError:
+                getting = asyncio.create_task(inbox.get())
+                done, _ = await asyncio.wait(
+                    {getting, closing},
+                    timeout=min(left, settings.reply_stream_heartbeat),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if getting not in done:
+                    getting.cancel()
+                    if closing in done:
+                        # The server is going down: the client reconnects to another (or the
+                        # restarted) one and resumes from what is stored.
+                        yield f"retry: {RECONNECT_MS}\n"
+                        yield sse("reconnect", {"reason": "the server is restarting"})
+                        return
                     yield ": keep-alive\n\n"
                     continue
-                note = json.loads(raw)
+                note = json.loads(getting.result())
                 kind = note.pop("type")
                 if kind == "delta":
                     if text_sent or note["index"] in sent_deltas:
@@ -112,6 +123,7 @@ async def stream(infra: Infra, reply_id: uuid.UUID, dub_url: str) -> AsyncIterat
                     return
         finally:
             pump.cancel()
+            closing.cancel()
         yield sse("timeout", {"reason": "no reply in time; poll the response endpoint"})
 
 

@@ -7,7 +7,7 @@ from bishop_contracts.topics import Topic
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bishop_backend.errors import Conflict, NotFound, Unavailable
+from bishop_backend.errors import Conflict, NotFound
 from bishop_backend.infra import Infra
 from bishop_backend.models import (
     AdapterVersion,
@@ -22,6 +22,7 @@ from bishop_backend.models import (
     TrainingStatus,
 )
 from bishop_backend.models.common import utcnow
+from bishop_backend.services.outbox import emit
 
 TRAINING_STATES = (AvatarStatus.QUEUED, AvatarStatus.TRAINING)
 
@@ -38,23 +39,25 @@ async def start(infra: Infra, session: AsyncSession, avatar: Avatar) -> Training
         avatar.status = AvatarStatus.QUEUED
         avatar.status_detail = None
         session.add_all([run, avatar])
+        emit(
+            session,
+            Topic.LLM_TRAIN,
+            TrainStart(
+                avatar_id=avatar.id,
+                run_id=run.id,
+                language=avatar.language,
+                train_materials=[
+                    TrainMaterial(
+                        id=m.id,
+                        type=m.type,  # type: ignore[arg-type]
+                        url=m.storage_key,
+                        transcript_url=m.transcript_key,
+                    )
+                    for m in materials
+                ],
+            ),
+        )
         await session.commit()
-
-    event = TrainStart(
-        avatar_id=avatar.id,
-        run_id=run.id,
-        language=avatar.language,
-        train_materials=[
-            TrainMaterial(id=m.id, type=m.type, url=m.storage_key, transcript_url=m.transcript_key)  # type: ignore[arg-type]
-            for m in materials
-        ],
-    )
-    try:
-        await infra.bus.publish(Topic.LLM_TRAIN, event)
-    except Exception as exc:
-        end_run(session, run, avatar, RunStatus.FAILED, "the training worker could not be reached")
-        await session.commit()
-        raise Unavailable("Training could not be started: the bus is unavailable") from exc
     return run
 
 
@@ -83,11 +86,8 @@ async def stop(infra: Infra, session: AsyncSession, avatar: Avatar) -> TrainingR
         if avatar.status not in TRAINING_STATES or run is None:
             raise Conflict("Training is not running")
         end_run(session, run, avatar, RunStatus.STOPPED, None)
+        emit(session, Topic.LLM_TRAIN, TrainStop(avatar_id=avatar.id, run_id=run.id))
         await session.commit()
-    try:
-        await infra.bus.publish(Topic.LLM_TRAIN, TrainStop(avatar_id=avatar.id, run_id=run.id))
-    except Exception as exc:
-        raise Unavailable("Training is marked stopped, but the worker could not be told") from exc
     return run
 
 

@@ -1,5 +1,6 @@
 """Accounts: signup, login, superuser bootstrap."""
 
+from bishop_contracts.text import input_problem
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -34,6 +35,8 @@ async def create_user(session: AsyncSession, user_in: UserCreate) -> User:
 
 
 async def authenticate(session: AsyncSession, email: str, password: str) -> User:
+    if input_problem(email, multiline=False) is not None:
+        raise BadRequest(BAD_LOGIN)  # no such address can exist (Postgres refuses NUL outright)
     user = await get_by_email(session, email)
     if not verify_password(password, user.hashed_password if user else None) or user is None:
         raise BadRequest(BAD_LOGIN)

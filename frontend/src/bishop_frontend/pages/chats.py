@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from bishop_frontend.client import ApiError
-from bishop_frontend.components import Errors, Field, Layout, Nav
+from bishop_frontend.components import Errors, Field, IdempotencyKey, Layout, Nav
 from bishop_frontend.pages.common import api, backend, relay, user
 
 ar = fh.APIRouter()
@@ -186,6 +186,7 @@ async def chat_page(req: Request, sess, aid: str, cid: str) -> Any:
                 onkeydown=ENTER_SENDS,
             ),
             Errors(id="send-errors"),
+            IdempotencyKey("send"),
             fh.Div(fh.Button("Send", type="submit"), cls="row", style="margin-top:.5rem"),
             hx_post=f"{base}/send",
             hx_target="#messages",
@@ -231,15 +232,23 @@ async def earlier(req: Request, sess, aid: str, cid: str, before: str) -> Any:
 
 
 @ar("/avatars/{aid}/chats/{cid}/send", methods=["post"])
-async def send(req: Request, sess, aid: str, cid: str, message: str = "") -> Any:
+async def send(
+    req: Request, sess, aid: str, cid: str, message: str = "", idempotency_key: str = ""
+) -> Any:
     if not message.strip():
         return ""
     sent = await api(
-        req, sess, "POST", f"/avatars/{aid}/chat/{cid}/msgs", json={"message": message}
+        req,
+        sess,
+        "POST",
+        f"/avatars/{aid}/chat/{cid}/msgs",
+        json={"message": message},
+        idempotency_key=idempotency_key,
     )
     base = f"/avatars/{aid}/chats/{cid}"
     pending = {"id": sent["response_id"], "status": "pending", "text": "", "dub_status": "none"}
-    return UserBubble(sent["message"]), ReplyBubble(base, pending)
+    fresh_key = IdempotencyKey("send", swap=True)
+    return UserBubble(sent["message"]), ReplyBubble(base, pending), fresh_key
 
 
 @ar("/avatars/{aid}/chats/{cid}/replies/{rid}/retry", methods=["post"])

@@ -8,7 +8,14 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from bishop_frontend.client import ApiError
-from bishop_frontend.components import Layout, LossChart, Nav, StatusBadge, human_size
+from bishop_frontend.components import (
+    IdempotencyKey,
+    Layout,
+    LossChart,
+    Nav,
+    StatusBadge,
+    human_size,
+)
 from bishop_frontend.pages.common import api, relay, user
 
 ar = fh.APIRouter()
@@ -171,6 +178,7 @@ async def train_page(req: Request, sess, aid: str) -> Any:
             ),
             fh.Label("Files (several at once)", fr="file"),
             fh.Input(type="file", name="file", id="file", multiple=True, required=True),
+            IdempotencyKey("upload"),
             fh.Progress(value="0", max="100", id="upload-progress", aria_label="upload progress"),
             fh.Div(fh.Button("Upload", type="submit"), cls="row", style="margin-top:.5rem"),
             hx_post=f"/avatars/{aid}/train/upload",
@@ -213,6 +221,7 @@ async def upload(req: Request, sess, aid: str) -> Any:
             sess,
             "POST",
             f"/avatars/{aid}/train/",
+            idempotency_key=str(form.get("idempotency_key", "")),
             data={"type": str(form.get("type", "basic"))},
             files=[
                 ("file", (f.filename, f.file, f.content_type or "application/octet-stream"))
@@ -226,7 +235,7 @@ async def upload(req: Request, sess, aid: str) -> Any:
         fh.add_toast(sess, f"File upload failed! {exc.detail}", "error")
     finally:
         await form.close()
-    return await materials_list(req, sess, aid)
+    return await materials_list(req, sess, aid), IdempotencyKey("upload", swap=True)
 
 
 @ar("/avatars/{aid}/train/materials/{mid}", methods=["delete"])

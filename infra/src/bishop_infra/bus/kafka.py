@@ -5,10 +5,12 @@ import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka.errors import CommitFailedError
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 from bishop_contracts.topics import Topic
 
 from bishop_infra.bus.base import Bus, Subscription
+from bishop_infra.faults import is_transient
 
 log = logging.getLogger("bishop.bus")
 
@@ -67,14 +69,52 @@ class KafkaBus(Bus):
 
     async def _consume(self, sub: Subscription, consumer: AIOKafkaConsumer) -> None:
         while True:
-            batches = await consumer.getmany(timeout_ms=500, max_records=100)
-            for partition, records in batches.items():
-                for record in records:
-                    await self.deliver(sub, record.topic, record.value or b"")
-                    # Commit each handled record: a consumer that dies mid-batch resumes right
-                    # after the last event it finished, and the handlers' event-id check
-                    # absorbs the one it may have been handling.
-                    await consumer.commit({partition: OffsetAndMetadata(record.offset + 1, "")})
+            try:
+                batches = await consumer.getmany(timeout_ms=500, max_records=100)
+                # Partitions are independent: one waiting out a retry does not hold the others.
+                await asyncio.gather(
+                    *(
+                        self._consume_partition(sub, consumer, partition, records)
+                        for partition, records in batches.items()
+                    )
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The consumer must outlive any one failure (a broker restart, a rebalance).
+                log.exception("consumer %s: poll failed; polling again", sub.group)
+                await asyncio.sleep(1.0)
+
+    async def _consume_partition(
+        self,
+        sub: Subscription,
+        consumer: AIOKafkaConsumer,
+        partition: TopicPartition,
+        records: list[ConsumerRecord],
+    ) -> None:
+        for record in records:
+            await self.deliver(sub, record.topic, record.value or b"")
+            # Commit each handled record: a consumer that dies mid-batch resumes right after
+            # the last event it finished, and the handlers' event-id check absorbs the one it
+            # may have been handling.
+            await self._commit(consumer, partition, record.offset + 1)
+
+    async def _commit(
+        self, consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int
+    ) -> None:
+        delay = self.retry_delay
+        while True:
+            try:
+                await consumer.commit({partition: OffsetAndMetadata(offset, "")})
+                return
+            except CommitFailedError:
+                return  # the partition moved to another consumer, which redelivers from there
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("commit of %s failed (%s); retrying", partition, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_retry_delay)
 
     async def stop(self) -> None:
         for task in self._tasks:
