@@ -1,7 +1,12 @@
-"""Real media for sound tests, made with espeak-ng and ffmpeg."""
+"""Real media for sound tests, made as the workers run: espeak-ng from its wheel, in-process,
+and the ffmpeg binary that imageio-ffmpeg ships. No system program is needed."""
 
 import subprocess
 from pathlib import Path
+
+from bishop_infra.audio import ffmpeg_exe
+from bishop_sound.audio import wav_bytes
+from bishop_sound.synth.demo import espeak, espeak_rate
 
 SPEECH_RU = (
     "Здравствуйте, меня зовут Анна. Я преподаю физику уже много лет "
@@ -10,12 +15,13 @@ SPEECH_RU = (
 
 
 def speech_wav(path: Path, text: str = SPEECH_RU, voice: str = "ru") -> Path:
-    subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True)
+    """`text` spoken in an espeak-ng voice, as a 16-bit mono WAV at espeak's 22050 Hz."""
+    path.write_bytes(wav_bytes(espeak(text, voice), espeak_rate()))
     return path
 
 
 def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", *args], check=True)
 
 
 def encode(source: Path, target: Path) -> Path:

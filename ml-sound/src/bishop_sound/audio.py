@@ -1,55 +1,13 @@
-"""Audio in and out: decode anything ffmpeg reads, write 16-bit PCM WAV."""
+"""16-bit PCM WAV in and out. Decoding uploaded files is bishop_infra.audio's, shared with the
+text worker; its AudioError is this worker's too."""
 
 import io
-import shutil
-import subprocess
 import wave
-from pathlib import Path
 
 import numpy as np
+from bishop_infra.audio import AudioError
 
-
-class AudioError(ValueError):
-    """The audio cannot be used; the message is meant for the user."""
-
-
-def ffmpeg_exe() -> str:
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
-    import imageio_ffmpeg  # bundled binary, for machines without a system ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def decode(path: Path, rate: int) -> np.ndarray:
-    """Mono float32 samples at `rate` from any audio or video file ffmpeg reads."""
-    command = [
-        ffmpeg_exe(),
-        "-nostdin",
-        "-v",
-        "error",
-        "-i",
-        str(path),
-        "-vn",
-        "-ac",
-        "1",
-        "-ar",
-        str(rate),
-        "-f",
-        "f32le",
-        "-",
-    ]
-    result = subprocess.run(command, capture_output=True, check=False)
-    errors = result.stderr.decode(errors="replace").strip()
-    if result.returncode != 0:
-        if "does not contain any stream" in errors or "matches no streams" in errors:
-            raise AudioError("the file has no audio track")
-        raise AudioError("the file could not be decoded as audio (corrupt or unsupported)")
-    audio = np.frombuffer(result.stdout, dtype=np.float32)
-    if audio.size == 0:
-        raise AudioError("the file has no audio track")
-    return audio
+__all__ = ["AudioError", "read_wav", "silence", "wav_bytes"]
 
 
 def wav_bytes(audio: np.ndarray, rate: int) -> bytes:

@@ -4,8 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from bishop_sound.audio import AudioError, decode
+from bishop_infra.audio import AudioError, decode
 
 MIN_SPEECH_SECONDS = 3.0
 MAX_SPEECH_SECONDS = 60.0

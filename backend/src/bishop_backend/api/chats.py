@@ -124,6 +124,9 @@ async def stream_response(
     """Server-Sent Events: `delta`..., `text`, `dub_chunk`..., `dub` (or `error`/`dub_error`)."""
     reply = await chats.reply_of(session, message)
     dub_url = replies.dub_path(API_PREFIX, reply, avatar.id)
+    # A stream waits up to minutes: it must not keep a pooled connection checked out meanwhile
+    # (the stream reads what it needs with short sessions of its own).
+    await session.close()
     return StreamingResponse(
         replies.stream(infra, reply.id, dub_url),
         media_type="text/event-stream",

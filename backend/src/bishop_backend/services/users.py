@@ -19,9 +19,9 @@ async def get_by_email(session: AsyncSession, email: str) -> User | None:
 
 
 async def create_user(session: AsyncSession, user_in: UserCreate) -> User:
+    hashed = await hash_password(user_in.password)
     user = User.model_validate(
-        user_in,
-        update={"email": user_in.email.lower(), "hashed_password": hash_password(user_in.password)},
+        user_in, update={"email": user_in.email.lower(), "hashed_password": hashed}
     )
     if await get_by_email(session, user.email) is not None:
         raise Conflict(DUPLICATE_EMAIL)
@@ -38,7 +38,7 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
     if input_problem(email, multiline=False) is not None:
         raise BadRequest(BAD_LOGIN)  # no such address can exist (Postgres refuses NUL outright)
     user = await get_by_email(session, email)
-    if not verify_password(password, user.hashed_password if user else None) or user is None:
+    if not await verify_password(password, user.hashed_password if user else None) or user is None:
         raise BadRequest(BAD_LOGIN)
     if not user.is_active:
         raise BadRequest("Inactive user")

@@ -1,12 +1,13 @@
-"""Speech to text: audio through whisper's own decoder, video's sound track through moviepy."""
+"""Speech to text: the sound of an audio or video file, decoded by bishop_infra.audio (the bundled
+ffmpeg, shared with the sound worker), goes to whisper as samples."""
 
 import logging
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bishop_infra.audio import AudioError, decode
 
 from bishop_text.ingest.errors import MaterialError
 
@@ -71,8 +72,8 @@ class Transcriber:
         return str(result["text"]).strip()
 
     def transcribe_file(self, path: Path, language: str | None, *, video: bool) -> str:
-        audio = video_audio(path) if video else load_audio(path)
-        return self.transcribe_audio(audio, language)
+        # `video` stays for the callers' sake: ffmpeg takes a video's sound track like audio.
+        return self.transcribe_audio(load_audio(path), language)
 
 
 def _faster_whisper_usable(model: str) -> bool:
@@ -87,31 +88,9 @@ def _faster_whisper_usable(model: str) -> bool:
 
 
 def load_audio(path: Path) -> np.ndarray:
-    import whisper
-
+    """The file's sound track (audio or video) as whisper's input: mono float32 at 16 kHz."""
+    # whisper's own load_audio runs a system `ffmpeg`; samples need none.
     try:
-        return whisper.load_audio(str(path), sr=SAMPLE_RATE)
-    except RuntimeError as exc:
-        if "does not contain any stream" in str(exc):
-            raise MaterialError("the file has no audio track") from None
-        raise MaterialError(
-            "the audio could not be decoded (corrupt or unsupported format)"
-        ) from None
-
-
-def video_audio(path: Path) -> np.ndarray:
-    from moviepy import VideoFileClip
-
-    try:
-        clip = VideoFileClip(str(path))
-    except (OSError, KeyError, IndexError) as exc:
-        raise MaterialError("the video could not be read (corrupt or unsupported format)") from exc
-    try:
-        if clip.audio is None:
-            raise MaterialError("the video has no audio track")
-        with tempfile.TemporaryDirectory(prefix="bishop-video-") as tmp:
-            wav = Path(tmp) / "audio.wav"
-            clip.audio.write_audiofile(str(wav), fps=SAMPLE_RATE, nbytes=2, logger=None)
-            return load_audio(wav)
-    finally:
-        clip.close()
+        return decode(path, SAMPLE_RATE)
+    except AudioError as exc:
+        raise MaterialError(str(exc)) from None
