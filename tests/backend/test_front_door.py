@@ -72,3 +72,43 @@ async def test_a_token_without_an_expiry_is_refused(
     assert (
         await client.get("/users/me", headers={"Authorization": f"Bearer {stranger}"})
     ).status_code == 401
+
+
+async def test_inputs_are_bounded(client: httpx.AsyncClient, stack: Stack) -> None:
+    headers = await factories.user(client)
+    for query in ("skip=-1", "limit=-1", "limit=0", "limit=501", f"skip={2**63}"):
+        answer = await client.get(f"/avatars?{query}", headers=headers)
+        assert answer.status_code == 422, (query, answer.text)
+    assert (await client.get("/avatars?skip=1&limit=500", headers=headers)).status_code == 200
+
+    huge = {"name": "Ann", "description": "x" * 300_000}
+    answer = await client.post("/avatars", json=huge, headers=headers)
+    assert answer.status_code == 413 and "larger than" in answer.json()["detail"]
+
+    async def chunks():  # no Content-Length: counted as it arrives
+        for _ in range(40):
+            yield b" " * 10_000
+
+    answer = await client.post(
+        "/avatars",
+        content=chunks(),
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 413
+    assert (await client.get("/avatars", headers=headers)).json() == []
+
+
+async def test_timestamps_carry_their_timezone(client: httpx.AsyncClient, stack: Stack) -> None:
+    headers = await factories.user(client)
+    avatar = await factories.avatar(client, headers)
+    chat = await factories.chat(client, headers, avatar["id"])
+    msgs = f"/avatars/{avatar['id']}/chat/{chat['id']}/msgs"
+    await client.post(msgs, json={"message": "Который час?"}, headers=headers)
+    stamps = [
+        chat["created_at"],
+        *(m["created_at"] for m in (await client.get(msgs, headers=headers)).json()),
+    ]
+    stamps.append(
+        (await client.get(f"/avatars/{avatar['id']}", headers=headers)).json()["created_at"]
+    )
+    assert all(s.endswith(("+00:00", "Z")) for s in stamps), stamps

@@ -18,6 +18,7 @@ from bishop_backend.api import avatars, chats, training, users, utils
 from bishop_backend.api.deps import API_PREFIX
 from bishop_backend.errors import DomainError
 from bishop_backend.infra import Infra
+from bishop_backend.limits import BodyLimit
 from bishop_backend.migrations import upgrade
 from bishop_backend.models import ProcessedEvent
 from bishop_backend.models.common import utcnow
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     for error in OUTAGE_ERRORS:
         app.add_exception_handler(error, outage_response)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_json_bytes)
     app.add_middleware(IgnoreTrailingSlash)
     return app
 

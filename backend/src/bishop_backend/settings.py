@@ -19,6 +19,8 @@ class Settings(InfraSettings):
 
     max_upload_bytes: int = 200 * 1024 * 1024
     max_files_per_upload: int = 20
+    # Any body but an upload: the largest one a route takes is a persona (a few KB).
+    max_json_bytes: int = 256 * 1024
     chat_history_turns: int = 20
     # How long a reply stream waits for the text and then the dub before it gives up.
     reply_stream_timeout: float = 900.0

@@ -1,6 +1,7 @@
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from bishop_backend.api.deps import CurrentUser, InfraDep, OwnedAvatar, SessionDep
+from bishop_backend.limits import PageDep
 from bishop_backend.models import (
     ActiveVersionUpdate,
     AdapterVersionPublic,
@@ -15,10 +16,8 @@ router = APIRouter(prefix="/avatars", tags=["avatars"])
 
 
 @router.get("", response_model=list[AvatarPublic])
-async def list_avatars(
-    session: SessionDep, user: CurrentUser, skip: int = 0, limit: int = Query(100, le=500)
-) -> list[Avatar]:
-    return await avatars.list_avatars(session, user, skip, limit)
+async def list_avatars(session: SessionDep, user: CurrentUser, page: PageDep) -> list[Avatar]:
+    return await avatars.list_avatars(session, user, page.skip, page.limit)
 
 
 @router.post("", response_model=AvatarPublic, status_code=201)

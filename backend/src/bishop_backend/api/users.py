@@ -6,6 +6,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlmodel import col, select
 
 from bishop_backend.api.deps import CurrentSuperuser, CurrentUser, InfraDep, SessionDep
+from bishop_backend.limits import PageDep
 from bishop_backend.models import Token, User, UserCreate, UserPublic, UserSignup
 from bishop_backend.security import create_access_token
 from bishop_backend.services import users
@@ -29,10 +30,8 @@ async def create_user(session: SessionDep, _: CurrentSuperuser, user_in: UserCre
 
 
 @router.get("/users", response_model=list[UserPublic])
-async def list_users(
-    session: SessionDep, _: CurrentSuperuser, skip: int = 0, limit: int = 100
-) -> list[User]:
-    query = select(User).order_by(col(User.created_at)).offset(skip).limit(min(limit, 500))
+async def list_users(session: SessionDep, _: CurrentSuperuser, page: PageDep) -> list[User]:
+    query = select(User).order_by(col(User.created_at)).offset(page.skip).limit(page.limit)
     return list((await session.exec(query)).all())
 
 

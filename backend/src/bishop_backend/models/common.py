@@ -2,8 +2,9 @@
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, TypeDecorator
 from sqlmodel import Field
 
 
@@ -11,12 +12,30 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that always comes back with its timezone: SQLite stores none, so the API
+    would otherwise send Postgres rows as `...+00:00` and SQLite rows as local-looking times."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
 def id_field() -> uuid.UUID:
     return Field(default_factory=uuid.uuid4, primary_key=True)
 
 
 def created_field() -> datetime:
-    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), nullable=False)
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
 def owner_field(table: str) -> uuid.UUID:
@@ -29,7 +48,7 @@ def updated_field() -> datetime:
     been waiting from here."""
     return Field(
         default_factory=utcnow,
-        sa_type=DateTime(timezone=True),
+        sa_type=UTCDateTime,
         nullable=False,
         sa_column_kwargs={"onupdate": utcnow},
     )

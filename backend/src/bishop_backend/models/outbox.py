@@ -1,10 +1,10 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Integer, Text
+from sqlalchemy import BigInteger, Integer, Text
 from sqlmodel import Field, SQLModel
 
-from bishop_backend.models.common import created_field
+from bishop_backend.models.common import UTCDateTime, created_field
 
 
 class OutboxEvent(SQLModel, table=True):
@@ -25,4 +25,4 @@ class OutboxEvent(SQLModel, table=True):
     event: str = Field(max_length=32)
     payload: str = Field(sa_type=Text)
     created_at: datetime = created_field()
-    sent_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True), index=True)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)

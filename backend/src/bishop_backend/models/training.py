@@ -3,10 +3,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime
+from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from bishop_backend.models.common import created_field, id_field, owner_field, updated_field
+from bishop_backend.models.common import (
+    UTCDateTime,
+    created_field,
+    id_field,
+    owner_field,
+    updated_field,
+)
 
 
 class RunStatus(StrEnum):
@@ -41,7 +47,7 @@ class TrainingRun(TrainingRunBase, table=True):
     )
     created_at: datetime = created_field()
     updated_at: datetime = updated_field()
-    finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class TrainingRunPublic(TrainingRunBase):

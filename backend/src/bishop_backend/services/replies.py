@@ -83,6 +83,7 @@ async def stream(infra: Infra, reply_id: uuid.UUID, dub_url: str) -> AsyncIterat
         inbox: asyncio.Queue[str] = asyncio.Queue()
         pump = asyncio.create_task(_drain(live, inbox))
         closing = asyncio.create_task(infra.closing.wait())
+        getting: asyncio.Task[str] | None = None
         try:
             while (left := deadline - time.monotonic()) > 0:
                 getting = asyncio.create_task(inbox.get())
@@ -122,8 +123,9 @@ async def stream(infra: Infra, reply_id: uuid.UUID, dub_url: str) -> AsyncIterat
                 if kind in FINAL:
                     return
         finally:
-            pump.cancel()
-            closing.cancel()
+            for task in (pump, closing, getting):
+                if task is not None:
+                    task.cancel()
         yield sse("timeout", {"reason": "no reply in time; poll the response endpoint"})
 
 
