@@ -1,5 +1,6 @@
 """ml-text settings (`BISHOP_*` variables, `.env`)."""
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -39,6 +40,16 @@ class TextSettings(InfraSettings):
     kaggle_username: str = ""
     kaggle_poll_seconds: float = 30.0
 
+    # What one material may cost this worker (every other avatar's material waits behind it);
+    # one over a limit fails with the limit as its reason. Archives are zip files: Telegram
+    # exports and DOCX documents; their sizes are checked before anything is unpacked.
+    ingest_max_text_mib: float = 50.0  # a text file, or the text read out of any material
+    ingest_max_unpacked_mib: float = 1024.0  # all the files of an archive, unpacked
+    ingest_max_compression_ratio: float = 100.0  # of one file in an archive; a zip bomb's: 1000s
+    ingest_max_archive_files: int = 10_000
+    ingest_max_export_json_mib: float = 200.0  # a Telegram export's result.json, parsed whole
+    ingest_max_document_minutes: float = 10.0  # reading a PDF, checked between its pages
+
     @property
     def resolved_cache_dir(self) -> Path:
         return self.cache_dir or self.data_dir / "ml-text-cache"
@@ -57,3 +68,9 @@ class TextSettings(InfraSettings):
         return (
             self.whisper_model or {"demo": "tiny", "cpu": "base", "gpu": "large-v3"}[self.profile]
         )
+
+
+@lru_cache
+def get_settings() -> TextSettings:
+    """The settings from the environment, read once (tests clear the cache to change them)."""
+    return TextSettings()

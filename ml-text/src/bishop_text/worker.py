@@ -25,6 +25,7 @@ from bishop_infra.worker import TempRoot, health_answer, make_bus, run_process, 
 from bishop_text.chat_format import Turn
 from bishop_text.generate import Engine, Version, conversation
 from bishop_text.ingest import MaterialError, Transcript, extension, extract
+from bishop_text.ingest.limits import Limits
 from bishop_text.ingest.media import Transcriber
 from bishop_text.jobs import TrainingJobs
 from bishop_text.models import demo_whisper
@@ -129,6 +130,7 @@ class TextWorker:
                     event.person or "",
                     event.language,
                     self.transcriber,
+                    Limits.from_settings(self.settings),
                 )
             except MaterialError:
                 raise

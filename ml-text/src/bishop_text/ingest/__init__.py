@@ -8,9 +8,10 @@ from pathlib import Path, PurePosixPath
 from bishop_text.ingest import documents, telegram
 from bishop_text.ingest.clean import chunks, clean
 from bishop_text.ingest.errors import MaterialError
+from bishop_text.ingest.limits import Limits
 from bishop_text.ingest.media import Transcriber
 
-__all__ = ["MaterialError", "Transcript", "extract"]
+__all__ = ["Limits", "MaterialError", "Transcript", "extract"]
 
 
 @dataclass
@@ -29,25 +30,37 @@ class Transcript:
 
 
 def extract(
-    path: Path, kind: str, ext: str, person: str, language: str | None, transcriber: Transcriber
+    path: Path,
+    kind: str,
+    ext: str,
+    person: str,
+    language: str | None,
+    transcriber: Transcriber,
+    limits: Limits | None = None,
 ) -> Transcript:
-    """Blocking: read or transcribe the file; raises MaterialError with the reason to show."""
+    """Blocking: read or transcribe the file; raises MaterialError with the reason to show.
+
+    `limits` (default: the settings') bound what the material may cost; every step after them
+    is linear in the material's size."""
+    limits = limits or Limits.from_settings()
     if path.stat().st_size == 0:
         raise MaterialError("the file is empty")
     pairs: list[tuple[str, str]] = []
     stats: dict[str, float] = {}
     if kind == "archive" or (kind == "text" and ext == "json"):
         with tempfile.TemporaryDirectory(prefix="bishop-export-") as tmp:
-            if kind == "archive":
-                data, media = telegram.from_zip(path, Path(tmp))
-            else:
-                data, media = path.read_bytes(), lambda _: None
-            export = telegram.parse(
-                data,
-                person,
-                media,
-                lambda f, video: transcriber.transcribe_file(f, language, video=video),
+            opened = (
+                telegram.from_zip(path, Path(tmp), limits)
+                if kind == "archive"
+                else telegram.from_json(path, limits)
             )
+            with opened as (data, media):
+                export = telegram.parse(
+                    data,
+                    person,
+                    media,
+                    lambda f, video: transcriber.transcribe_file(f, language, video=video),
+                )
         pairs = export.pairs
         stats = {
             "person_messages": export.person_messages,
@@ -56,13 +69,15 @@ def extract(
         }
         text = "\n\n".join(answer for _, answer in pairs)
     elif kind == "text":
-        text = documents.read_text_file(path)
+        text = documents.read_text_file(path, limits)
     elif kind == "document":
-        text = documents.read_pdf(path) if ext == "pdf" else documents.read_docx(path)
+        read = documents.read_pdf if ext == "pdf" else documents.read_docx
+        text = read(path, limits)
     elif kind in ("audio", "video"):
         text = transcriber.transcribe_file(path, language, video=kind == "video")
     else:
         raise MaterialError(f"unsupported material kind {kind!r}")
+    documents.check_text_size(len(text), limits)
     text = clean(text)
     if not text:
         raise MaterialError("no text could be found in the file")

@@ -3,13 +3,16 @@ before them; voice and video notes are transcribed."""
 
 import itertools
 import json
-import zipfile
-from collections.abc import Callable
+import posixpath
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from bishop_text.ingest import archive
 from bishop_text.ingest.clean import clean
 from bishop_text.ingest.errors import MaterialError
+from bishop_text.ingest.limits import Limits, size
 
 SPOKEN = {"voice_message", "video_message"}
 
@@ -32,12 +35,15 @@ def parse(
     try:
         data = json.loads(result_json)
         messages = data["messages"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        if not isinstance(messages, list):
+            raise TypeError
+    # ValueError: also an integer of more digits than Python converts; RecursionError: nesting.
+    except (ValueError, RecursionError, KeyError, TypeError):
         raise MaterialError(
             "this is not a Telegram chat export (no messages in result.json)"
         ) from None
     export = Export()
-    turns: list[tuple[bool, str]] = []  # (said by the person, text)
+    turns: list[tuple[bool, list[str]]] = []  # (said by the person, its messages)
     target = person.casefold().strip()
     for message in messages:
         if not isinstance(message, dict) or message.get("type") != "message":
@@ -57,13 +63,13 @@ def parse(
         by_person = str(message.get("from") or "").casefold().strip() == target
         export.person_messages += by_person
         if turns and turns[-1][0] == by_person:
-            turns[-1] = (by_person, f"{turns[-1][1]}\n{text}")
+            turns[-1][1].append(text)  # joined once at the end: a long turn is no quadratic copy
         else:
-            turns.append((by_person, text))
+            turns.append((by_person, [text]))
     if export.person_messages == 0:
         raise MaterialError(f"the export has no messages from {person!r} (the avatar's name)")
     export.pairs = [
-        (question, answer)
+        ("\n".join(question), "\n".join(answer))
         for (asked_by_person, question), (answered_by_person, answer) in itertools.pairwise(turns)
         if answered_by_person and not asked_by_person
     ]
@@ -84,27 +90,59 @@ def _text(value: object) -> str:
     return ""
 
 
-def from_zip(path: Path, unpack_to: Path) -> tuple[bytes, Callable[[str], Path | None]]:
-    """result.json of a zipped export, and a finder for its media files."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise MaterialError("the archive is corrupt") from None
-    with archive:
-        names = archive.namelist()
-        result = next((n for n in names if PurePosixPath(n).name == "result.json"), None)
+Media = Callable[[str], Path | None]
+
+
+@contextmanager
+def from_json(path: Path, limits: Limits) -> Iterator[tuple[bytes, Media]]:
+    """result.json uploaded alone: its bytes, and no media."""
+    _fits(path.stat().st_size, limits)
+    yield path.read_bytes(), lambda _: None
+
+
+@contextmanager
+def from_zip(path: Path, unpack_to: Path, limits: Limits) -> Iterator[tuple[bytes, Media]]:
+    """result.json of a zipped export, and a finder that unpacks an attached file when asked.
+
+    Nothing is unpacked up front: only the voice and video notes the messages name reach the
+    disk, each within the sizes the archive's central directory was checked for."""
+    with archive.open_zip(path, limits) as export:
+        members = {
+            posixpath.normpath(m.filename): m
+            for m in export.infolist()
+            if not m.is_dir() and _safe(m.filename)
+        }
+        result = next(
+            (n for n in export.namelist() if PurePosixPath(n).name == "result.json"), None
+        )
         if result is None:
             raise MaterialError("the archive has no result.json: export the chat as JSON")
+        data = archive.read(export, export.getinfo(result), limits.export_json_bytes, "archive")
         root = PurePosixPath(result).parent
-        archive.extractall(unpack_to, members=[n for n in names if _safe(n)])
-        data = archive.read(result)
+        unpacked: dict[str, Path] = {}
 
-    def find(relative: str) -> Path | None:
-        candidate = unpack_to / root / relative
-        inside = candidate.resolve().is_relative_to(unpack_to.resolve())
-        return candidate if relative and inside and candidate.is_file() else None
+        def find(relative: str) -> Path | None:
+            name = posixpath.normpath(posixpath.join(root, relative)) if relative else ""
+            member = members.get(name)
+            if member is None:
+                return None
+            if name not in unpacked:
+                suffix = PurePosixPath(name).suffix  # kept for the decoders; the name is ours
+                suffix = suffix if suffix[1:].isalnum() else ""
+                target = unpack_to / f"{len(unpacked)}{suffix}"
+                unpacked[name] = archive.unpack(
+                    export, member, target, limits.unpacked_bytes, "archive"
+                )
+            return unpacked[name]
 
-    return data, find
+        yield data, find
+
+
+def _fits(json_bytes: int, limits: Limits) -> None:
+    if json_bytes > limits.export_json_bytes:
+        raise MaterialError(
+            f"result.json is {size(json_bytes)}; the limit is {size(limits.export_json_bytes)}"
+        )
 
 
 def _safe(name: str) -> bool:
