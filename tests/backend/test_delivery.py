@@ -80,6 +80,9 @@ async def test_a_resend_with_the_same_idempotency_key_creates_nothing(
     )
     assert len(requests) == 1
 
+    # The same key with other text is another request: refused, the text is not dropped silently.
+    changed = await client.post(msgs, json={"message": "Другой текст"}, headers=key)
+    assert changed.status_code == 409
     # The same key on another request is refused, not answered with the first result.
     other_chat = await factories.chat(client, headers, aid, "Second")
     reused = await client.post(

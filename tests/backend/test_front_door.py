@@ -112,3 +112,28 @@ async def test_timestamps_carry_their_timezone(client: httpx.AsyncClient, stack:
         (await client.get(f"/avatars/{avatar['id']}", headers=headers)).json()["created_at"]
     )
     assert all(s.endswith(("+00:00", "Z")) for s in stamps), stamps
+
+
+async def test_the_eleventh_failed_login_within_a_minute_is_refused(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    victim = f"victim-{uuid.uuid4().hex[:8]}@example.com"
+    signup = {"email": victim, "password": factories.PASSWORD, "full_name": "V"}
+    assert (await client.post("/users/signup", json=signup)).status_code == 201
+    bystander = await factories.user(client)
+    wrong = {"username": victim, "password": "not-the-password"}
+    answers = await asyncio.gather(
+        *(client.post("/login/access-token", data=wrong) for _ in range(10))
+    )
+    assert {a.status_code for a in answers} == {400}
+    locked = await client.post("/login/access-token", data=wrong)
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+    # Locked means locked: the right password waits too, in any letter case.
+    right = {"username": victim.upper(), "password": factories.PASSWORD}
+    assert (await client.post("/login/access-token", data=right)).status_code == 429
+    # Other accounts are not affected.
+    assert (await client.get("/users/me", headers=bystander)).status_code == 200
+    other = await client.post(
+        "/login/access-token", data={"username": "nobody@example.com", "password": "x" * 8}
+    )
+    assert other.status_code == 400

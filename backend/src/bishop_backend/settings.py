@@ -15,6 +15,8 @@ class Settings(InfraSettings):
     consumer_group: str = "backend"
     secret_key: str = ""
     access_token_expire_minutes: int = 60 * 24 * 8
+    # Failed logins one account may have in a moving window before it answers 429.
+    login_failures_limit: str = "10/minute"
     migrate_on_start: bool = True
 
     max_upload_bytes: int = 200 * 1024 * 1024

@@ -81,16 +81,16 @@ async def send_message(
     idempotency: IdempotencyDep,
 ) -> MessageSent | JSONResponse:
     """Send a message; the reply is generated in the background (see `response/stream`)."""
-    if idempotency and (earlier := await idempotency.replay(session)):
+    if idempotency and (earlier := await idempotency.replay(session, body.message)):
         return earlier
     try:
         return await chats.send(infra, session, avatar, chat, body.message, idempotency)
     except IntegrityError:
         # The same key, sent twice at once: the first one's transaction won.
         await session.rollback()
-        if idempotency and (earlier := await idempotency.replay(session)):
+        if idempotency and (earlier := await idempotency.replay(session, body.message)):
             return earlier
-        raise
+        raise NotFound("The chat was deleted meanwhile") from None
 
 
 @router.get("/{chat_id}/msgs/{msg_id}/response", response_model=MessagePublic)

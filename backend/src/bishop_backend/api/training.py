@@ -59,7 +59,7 @@ async def upload_materials(
         await session.rollback()
         if idempotency and (earlier := await idempotency.replay(session)):
             return earlier
-        raise
+        raise NotFound("The avatar was deleted meanwhile") from None
     finally:
         await form.close()
 

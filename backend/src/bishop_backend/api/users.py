@@ -6,6 +6,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlmodel import col, select
 
 from bishop_backend.api.deps import CurrentSuperuser, CurrentUser, InfraDep, SessionDep
+from bishop_backend.errors import BadRequest
 from bishop_backend.limits import PageDep
 from bishop_backend.models import Token, User, UserCreate, UserPublic, UserSignup
 from bishop_backend.security import create_access_token
@@ -39,7 +40,12 @@ async def list_users(session: SessionDep, _: CurrentSuperuser, page: PageDep) ->
 async def login(
     session: SessionDep, infra: InfraDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
 ) -> Token:
-    user = await users.authenticate(session, form.username, form.password)
+    await infra.login_throttle.check(form.username)
+    try:
+        user = await users.authenticate(session, form.username, form.password)
+    except BadRequest:
+        await infra.login_throttle.failed(form.username)
+        raise
     expires = infra.settings.access_token_expire_minutes
     return Token(
         access_token=create_access_token(user.id, infra.secret_key, timedelta(minutes=expires))

@@ -18,6 +18,9 @@ class IdempotencyRecord(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=255)
     # What the key was used for (route and target), so a key reused elsewhere is refused.
     scope: str = Field(max_length=255)
+    # A hash of what the request asked for, where it is known before the body is stored: the
+    # same key with other content is refused.
+    fingerprint: str = Field(default="", max_length=64)
     status_code: int
     body: Any = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = created_field()

@@ -26,6 +26,8 @@ from bishop_backend.models import (
 from bishop_backend.services.idempotency import Idempotency
 from bishop_backend.services.outbox import emit
 from bishop_backend.services.replies import deltas_key as replies_deltas_key
+from bishop_backend.services.replies import dub_chunks_key
+from bishop_backend.services.sweeper import fail_if
 
 
 async def list_chats(session: AsyncSession, avatar: Avatar) -> list[Chat]:
@@ -82,7 +84,7 @@ async def send(
     session.add_all([message, reply])
     sent = MessageSent(message=MessagePublic.model_validate(message), response_id=reply.id)
     if idempotency is not None:
-        idempotency.remember(session, 201, sent)
+        idempotency.remember(session, 201, sent, fingerprint=text)
     await session.commit()
     return sent
 
@@ -96,12 +98,27 @@ async def retry(
     question = await session.get(Message, reply.reply_to_id) if reply.reply_to_id else None
     if question is None:
         raise NotFound("The message this reply answers is gone")
-    reply.status, reply.error, reply.text = ReplyStatus.PENDING, None, ""
-    reply.dub_status, reply.dub_key = ReplyStatus.NONE, None
-    session.add(reply)
+    # What the failed attempt streamed must not mix with the new one's pieces.
+    await infra.state.delete(replies_deltas_key(reply.id))
+    await infra.state.delete(dub_chunks_key(reply.id))
+    # Claimed with a conditional write: of two retries at once (a double click, two tabs), one
+    # asks for a reply and the other gets 409.
+    claimed = await fail_if(
+        session,
+        Message,
+        reply.id,
+        col(Message.status) == ReplyStatus.FAILED,
+        status=ReplyStatus.PENDING,
+        error=None,
+        text="",
+        dub_status=ReplyStatus.NONE,
+        dub_key=None,
+    )
+    if not claimed:
+        raise Conflict("Only a failed reply can be retried")
+    await session.refresh(reply)
     await _request_reply(infra, session, avatar, chat, reply, question.text)
     await session.commit()
-    await infra.state.delete(replies_deltas_key(reply.id))
     return reply
 
 

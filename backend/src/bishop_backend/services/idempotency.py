@@ -6,6 +6,7 @@ lost the answer (a timeout, a dropped connection, a backend killed after its com
 resend and learn what happened.
 """
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,24 +34,29 @@ class Idempotency:
     # refused rather than answered with an unrelated result.
     scope: str
 
-    async def replay(self, session: AsyncSession) -> JSONResponse | None:
+    async def replay(self, session: AsyncSession, content: str = "") -> JSONResponse | None:
         """The stored result of an earlier request with this key, if there was one."""
         record = await session.get(IdempotencyRecord, (self.user_id, self.key))
         if record is None:
             return None
-        if record.scope != self.scope:
+        if record.scope != self.scope or (
+            record.fingerprint and content and record.fingerprint != _fingerprint(content)
+        ):
             raise Conflict(f"This {HEADER} was already used for another request")
         return JSONResponse(
             record.body, status_code=record.status_code, headers={"Idempotent-Replayed": "true"}
         )
 
-    def remember(self, session: AsyncSession, status_code: int, body: Any) -> None:
+    def remember(
+        self, session: AsyncSession, status_code: int, body: Any, fingerprint: str = ""
+    ) -> None:
         """Store the result with the changes it reports on (committed by the caller)."""
         session.add(
             IdempotencyRecord(
                 user_id=self.user_id,
                 key=self.key,
                 scope=self.scope,
+                fingerprint=_fingerprint(fingerprint) if fingerprint else "",
                 status_code=status_code,
                 body=jsonable_encoder(body),
             )
@@ -62,3 +68,7 @@ async def prune(session: AsyncSession) -> None:
     await session.exec(  # type: ignore[call-overload]
         delete(IdempotencyRecord).where(col(IdempotencyRecord.created_at) < cutoff)
     )
+
+
+def _fingerprint(content: str) -> str:
+    return hashlib.sha256(content.encode("utf-8", "surrogatepass")).hexdigest()

@@ -30,6 +30,7 @@ from bishop_backend.models import (
     RunStatus,
     TrainingRun,
 )
+from bishop_backend.models.common import utcnow
 from bishop_backend.models.training import ACTIVE_RUN_STATUSES
 from bishop_backend.services import replies
 from bishop_backend.services.chats import load_reply
@@ -82,9 +83,11 @@ class Orchestrator:
             session.add(ProcessedEvent(event_id=event.event_id, event=event.event))
             try:
                 await session.commit()
-            except IntegrityError:  # the same event, handled concurrently, committed first
+            except IntegrityError:
                 await session.rollback()
-                return
+                if await session.get(ProcessedEvent, event.event_id) is not None:
+                    return  # the same event, handled concurrently, committed first
+                raise  # the handler's own rows were refused: poison, dead-lettered by the bus
         for reply_id, kind, data in notes:
             await replies.notify(self.infra, reply_id, kind, **data)
 
@@ -215,8 +218,18 @@ async def _dub_failed(
 async def _active_run(session: AsyncSession, event: Any) -> tuple[TrainingRun, Avatar] | None:
     """The run an event reports on, if it is still the avatar's live run; events of a run the
     user stopped, or that already ended, change nothing."""
-    run = await session.get(TrainingRun, event.run_id)
-    if run is None or run.avatar_id != event.avatar_id or run.status not in ACTIVE_RUN_STATUSES:
+    # Claimed with a conditional write first: a stop or a sweep committed a moment ago is seen,
+    # and one that comes later waits for this transaction (the row is locked) instead of being
+    # overwritten by it.
+    claimed = await fail_if(
+        session,
+        TrainingRun,
+        event.run_id,
+        col(TrainingRun.status).in_(ACTIVE_RUN_STATUSES),
+        updated_at=utcnow(),
+    )
+    run = await session.get(TrainingRun, event.run_id, populate_existing=True)
+    if not claimed or run is None or run.avatar_id != event.avatar_id:
         log.info("%s for run %s that is not active; ignored", event.event, event.run_id)
         return None
     avatar = await session.get(Avatar, run.avatar_id)

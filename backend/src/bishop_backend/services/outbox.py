@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from bishop_contracts.events import Event, topic_accepts
 from bishop_contracts.topics import Topic
+from bishop_infra.faults import is_transient
 from sqlalchemy import Engine, delete, event, text, update
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
@@ -93,8 +94,16 @@ class OutboxRelay:
             sent: list[int] = []
             try:
                 for row in rows:
-                    await self.infra.bus.publish_raw(row.topic, row.key, row.payload.encode())
                     assert row.id is not None
+                    try:
+                        await self.infra.bus.publish_raw(row.topic, row.key, row.payload.encode())
+                    except Exception as exc:
+                        if is_transient(exc):
+                            raise
+                        # It can never be sent (too large, an unknown topic): stamped and left,
+                        # so it does not hold every later event back. What it belonged to is
+                        # failed by the sweeper when its deadline passes.
+                        log.error("outbox %s %s cannot be sent: %s", row.event, row.event_id, exc)
                     sent.append(row.id)
             finally:
                 # What was published is stamped even if a later publish failed, so a retry

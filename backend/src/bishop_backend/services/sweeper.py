@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import and_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -119,8 +119,13 @@ async def sweep(infra: Infra, *, restarted: bool = False) -> Swept:
                 status_detail=reasons.material,
             )
         active = col(TrainingRun.status).in_([RunStatus.QUEUED, RunStatus.TRAINING])
-        for run_id in await _ids(session, TrainingRun, active, cutoff(s.run_deadline_seconds)):
-            run = await session.get(TrainingRun, run_id)
+        run_cutoff = cutoff(s.run_deadline_seconds)
+        for run_id in await _ids(session, TrainingRun, active, run_cutoff):
+            # Claimed while still overdue: a progress or finish event committed meanwhile wins.
+            still_overdue = and_(active, col(TrainingRun.updated_at) <= run_cutoff)
+            if not await fail_if(session, TrainingRun, run_id, still_overdue, updated_at=now):
+                continue
+            run = await session.get(TrainingRun, run_id, populate_existing=True)
             avatar = await session.get(Avatar, run.avatar_id) if run else None
             if run is not None and avatar is not None:
                 end_run(session, run, avatar, RunStatus.FAILED, reasons.run)

@@ -5,7 +5,7 @@ import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 from bishop_contracts.topics import Topic
 
@@ -72,12 +72,23 @@ class KafkaBus(Bus):
             try:
                 batches = await consumer.getmany(timeout_ms=500, max_records=100)
                 # Partitions are independent: one waiting out a retry does not hold the others.
-                await asyncio.gather(
+                # All of them end before the next poll (return_exceptions): a partition must never
+                # have two deliveries running at once.
+                outcomes = await asyncio.gather(
                     *(
                         self._consume_partition(sub, consumer, partition, records)
                         for partition, records in batches.items()
-                    )
+                    ),
+                    return_exceptions=True,
                 )
+                for partition, outcome in zip(batches, outcomes, strict=True):
+                    if isinstance(outcome, asyncio.CancelledError):
+                        raise outcome
+                    if isinstance(outcome, BaseException):
+                        log.error("consumer %s on %s: %s", sub.group, partition, outcome)
+                        # Not committed: read it again from the last commit.
+                        with contextlib.suppress(Exception):
+                            consumer.seek(partition, await consumer.committed(partition) or 0)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -107,7 +118,7 @@ class KafkaBus(Bus):
             try:
                 await consumer.commit({partition: OffsetAndMetadata(offset, "")})
                 return
-            except CommitFailedError:
+            except (CommitFailedError, IllegalStateError):
                 return  # the partition moved to another consumer, which redelivers from there
             except Exception as exc:
                 if not is_transient(exc):
