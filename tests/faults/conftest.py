@@ -43,9 +43,10 @@ BASE_ENV = {
     "BISHOP_TEMPERATURE": "1.0",
     "BISHOP_TTS_BACKEND": "demo",
     # Long enough that a run is still training when scenario 4 kills its worker (no other
-    # scenario trains); a run silent this long is failed by the backend's sweeper.
+    # scenario trains); a run silent this long is failed by the backend's sweeper. Longer than a
+    # slow machine takes from start to the first progress report (40 s was not, once).
     "BISHOP_TRAIN_MAX_STEPS": "100000",
-    "BISHOP_RUN_DEADLINE_SECONDS": "40",
+    "BISHOP_RUN_DEADLINE_SECONDS": "75",
     # Short beats, so health and the sweeper notice within seconds.
     "BISHOP_WORKER_HEARTBEAT_SECONDS": "2",
     "BISHOP_REPLY_STREAM_HEARTBEAT": "2",
