@@ -48,14 +48,6 @@ _DEPENDENCY_OF_MODULE = {
 }
 
 
-class DependencyUnavailable(ConnectionError):
-    """A server Bishop depends on cannot be reached; `dependency` names it for the user."""
-
-    def __init__(self, dependency: str, detail: str = "") -> None:
-        super().__init__(f"{dependency} unavailable" + (f": {detail}" if detail else ""))
-        self.dependency = dependency
-
-
 def _chain(exc: BaseException) -> list[BaseException]:
     seen: list[BaseException] = []
     current: BaseException | None = exc
@@ -86,8 +78,6 @@ def dependency_of(exc: BaseException) -> str | None:
     by the error's class, or else by the client library it was raised in (asyncpg raises a
     plain ConnectionRefusedError when Postgres is down)."""
     for e in _chain(exc):
-        if isinstance(e, DependencyUnavailable):
-            return e.dependency
         if not _is_transient_one(e):
             continue
         for cls in type(e).__mro__:
