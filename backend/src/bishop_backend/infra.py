@@ -29,7 +29,12 @@ class Infra:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Infra":
-        engine = create_engine(settings.resolved_database_url)
+        engine = create_engine(
+            settings.resolved_database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
+        )
         return cls(
             settings=settings,
             engine=engine,

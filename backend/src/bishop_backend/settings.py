@@ -12,6 +12,11 @@ PLACEHOLDER_SECRET = "change-me"
 class Settings(InfraSettings):
     environment: Literal["local", "production"] = "local"
     database_url: str = ""
+    # Connections one backend process keeps open and may add under load; with several backends
+    # their sum must stay under Postgres's max_connections (100 by default).
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
+    db_pool_timeout_seconds: float = 10.0
     consumer_group: str = "backend"
     secret_key: str = ""
     access_token_expire_minutes: int = 60 * 24 * 8
