@@ -2,8 +2,9 @@
 
 A 5-sentence reply is dubbed by the real ml-sound path (memory bus, local storage): the first
 `dub_chunk` is announced when its sentence is stored; the complete dub after the last one.
-The XTTS here is the tiny random-weight model of the tests: its timings show the pipeline's
-shape, not real XTTS v2 speed.
+The XTTS and LLaSA here are the tiny random-weight models of the tests: their timings show the
+pipeline's shape, not real XTTS v2 or Llasa-1B speed. The LLaSA reply is English (the language
+check of Llasa-1B-Multilingual refuses Russian); its voice prompt is the tests' 3 s.
 
     uv run python -m bench.dub_latency --runs 5
 """
@@ -22,18 +23,29 @@ from bishop_sound import worker as sound_worker
 from bishop_sound.audio import read_wav
 from bishop_sound.settings import SoundSettings
 
-from tests.sound import media, tiny_xtts
+from tests.sound import media, tiny_llasa, tiny_xtts
 
-REPLY = (
-    "Импульс — это произведение массы тела на его скорость. "
-    "Он сохраняется в замкнутой системе. "
-    "Например, при столкновении двух шаров суммарный импульс не меняется. "
-    "Это следует из третьего закона Ньютона. "
-    "Попробуйте проверить это на опыте!"
-)
+REPLY = {
+    "ru": (
+        "Импульс — это произведение массы тела на его скорость. "
+        "Он сохраняется в замкнутой системе. "
+        "Например, при столкновении двух шаров суммарный импульс не меняется. "
+        "Это следует из третьего закона Ньютона. "
+        "Попробуйте проверить это на опыте!"
+    ),
+    "en": (
+        "Momentum is the product of a body's mass and its velocity. "
+        "It is conserved in a closed system. "
+        "For example, when two balls collide, their total momentum does not change. "
+        "This follows from Newton's third law. "
+        "Try checking it with an experiment!"
+    ),
+}
 
 
-async def measure(settings: SoundSettings, runs: int, root: Path) -> dict[str, float]:
+async def measure(
+    settings: SoundSettings, runs: int, root: Path, language: str = "ru"
+) -> dict[str, float]:
     dubber = sound_worker.build(settings, group="bench")
     storage = storage_from_url(settings.resolved_storage_url)
     prefix = f"users/{uuid.uuid4()}/avatars/{uuid.uuid4()}/"
@@ -47,8 +59,8 @@ async def measure(settings: SoundSettings, runs: int, root: Path) -> dict[str, f
             base_voice_url=voice,
             voice_urls=[voice],
             message_id=message_id,
-            text=REPLY,
-            language="ru",
+            text=REPLY[language],
+            language=language,
         )
         first: list[float] = []
         start = time.perf_counter()
@@ -86,6 +98,10 @@ async def main(runs: int) -> None:
                 "xtts_model_dir": tiny_xtts.build(root / "xtts"),
                 "tts_device": "cpu",
             },
+            "llasa (tiny, random weights)": {
+                **tiny_llasa.build(root / "llasa"),
+                "llasa_prompt_seconds": 3.0,
+            },
         }
         columns = [
             "first chunk s",
@@ -104,7 +120,8 @@ async def main(runs: int) -> None:
                 storage_url=f"file://{root}/objects",
                 **tts,
             )
-            r = await measure(settings, runs, root)
+            language = "en" if tts["tts_backend"] == "llasa" else "ru"
+            r = await measure(settings, runs, root, language)
             print(
                 f"| {name} | {r['first_s']:.3f} | {r['total_s']:.3f} | {r['ratio']:.2f} "
                 f"| {r['rtf']:.3f} | {r['cold_first_s']:.3f} | {r['cold_total_s']:.3f} |"

@@ -9,7 +9,7 @@ import httpx
 import jwt
 
 from tests import factories
-from tests.conftest import Stack
+from tests.conftest import Stack, serve, stack_settings
 
 # More than either stack's pool (SQLite 5 + 10 overflow, Postgres 10 + 20).
 OPEN_STREAMS = 35
@@ -137,3 +137,65 @@ async def test_the_eleventh_failed_login_within_a_minute_is_refused(
         "/login/access-token", data={"username": "nobody@example.com", "password": "x" * 8}
     )
     assert other.status_code == 400
+
+
+async def test_a_signed_out_token_is_refused(client: httpx.AsyncClient, stack: Stack) -> None:
+    headers = await factories.user(client)
+    email = (await client.get("/users/me", headers=headers)).json()["email"]
+    other_session = await factories.login(client, email)
+    assert (await client.post("/logout", headers=headers)).status_code == 204
+    replayed = await client.get("/users/me", headers=headers)
+    assert replayed.status_code == 401 and "signed out" in replayed.json()["detail"]
+    assert (await client.post("/logout", headers=headers)).status_code == 401
+    # Signing out ends this session only.
+    assert (await client.get("/users/me", headers=other_session)).status_code == 200
+
+
+async def test_sign_in_and_sign_up_are_limited_per_client_address(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = stack_settings("embedded", tmp_path, None).model_copy(
+        update={"signup_rate_limit": "3/minute", "login_rate_limit": "4/minute"}
+    )
+    async with serve(settings) as url, httpx.AsyncClient(base_url=url + "/api/v1") as api:
+        # The browser app names the browser it relays for; uvicorn trusts it from 127.0.0.1.
+        def client(address: str) -> dict[str, str]:
+            return {"X-Forwarded-For": address}
+
+        emails = [f"u{n}-{uuid.uuid4().hex[:6]}@example.com" for n in range(4)]
+        signups = [
+            await api.post(
+                "/users/signup",
+                json={"email": e, "password": factories.PASSWORD},
+                headers=client("10.0.0.1"),
+            )
+            for e in emails
+        ]
+        assert [s.status_code for s in signups] == [201, 201, 201, 429]
+        assert int(signups[-1].headers["retry-after"]) > 0
+        assert "from here" in signups[-1].json()["detail"]
+        elsewhere = await api.post(
+            "/users/signup",
+            json={"email": emails[3], "password": factories.PASSWORD},
+            headers=client("10.0.0.2"),
+        )
+        assert elsewhere.status_code == 201
+
+        form = {"username": emails[0], "password": factories.PASSWORD}
+        logins = [
+            await api.post("/login/access-token", data=form, headers=client("10.0.0.3"))
+            for _ in range(5)
+        ]
+        assert [s.status_code for s in logins] == [200, 200, 200, 200, 429]
+        other = await api.post("/login/access-token", data=form, headers=client("10.0.0.4"))
+        assert other.status_code == 200
+
+
+async def test_api_answers_are_private_and_inert(client: httpx.AsyncClient, stack: Stack) -> None:
+    headers = await factories.user(client)
+    for answer in (
+        await client.get("/users/me", headers=headers),
+        await client.get("/avatars/not-an-id", headers=headers),
+    ):
+        assert answer.headers["cache-control"] == "no-store"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["content-security-policy"].startswith("default-src 'none'")
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]

@@ -70,12 +70,18 @@ async def test_types_are_checked_by_content(client: httpx.AsyncClient) -> None:
         client, headers, avatar["id"], [("a.txt", b"hello")], "voice_synthesis"
     )
     assert text_as_voice.status_code == 415
+    not_multipart = await client.post(
+        f"/avatars/{avatar['id']}/train", json={"type": "basic"}, headers=headers
+    )
+    assert not_multipart.status_code == 415, not_multipart.text
     unknown_type = await factories.upload(
         client, headers, avatar["id"], [("a.txt", b"hello")], "poetry"
     )
     assert unknown_type.status_code == 422
+    assert unknown_type.json()["detail"][0]["loc"] == ["body", "type"], unknown_type.text
     empty = await factories.upload(client, headers, avatar["id"], [("empty.txt", b"")])
     assert empty.status_code == 422
+    assert empty.json()["detail"][0]["msg"] == "empty.txt is empty", empty.text
     plain_zip = io.BytesIO()
     with zipfile.ZipFile(plain_zip, "w") as z:
         z.writestr("notes.txt", "hi")

@@ -17,6 +17,7 @@ import pytest
 from tests.factories import PASSWORD, TEXT
 from tests.sound import media
 from tests.support import servers as srv
+from tests.support.web import web_client
 from tests.text.corpus import lecture
 
 BIN = Path(sys.executable).parent
@@ -36,6 +37,8 @@ async def services(kafka: str, server_urls, tmp_path: Path) -> AsyncIterator[dic
     env = {
         **os.environ,
         "BISHOP_ENVIRONMENT": "production",
+        # Plain HTTP here: httpx, like a browser, keeps Secure cookies for HTTPS.
+        "BISHOP_SECURE_COOKIES": "false",
         "BISHOP_SECRET_KEY": uuid.uuid4().hex * 2,
         "BISHOP_DATABASE_URL": database_url,
         "BISHOP_STORAGE_URL": server_urls.s3,
@@ -161,7 +164,10 @@ async def test_signup_to_dub_across_separate_processes(
         dub = await api.get(f"{msgs}/{reply_id}/response/dub", headers=headers)
         assert dub.headers["content-type"] == "audio/wav" and dub.content[:4] == b"RIFF"
 
-    async with httpx.AsyncClient(base_url=services["web"]) as web:  # the browser app, over HTTP too
+    web = await web_client(services["web"])  # the browser app, over HTTP too
+    try:
         login = await web.post("/login", data={"email": email, "password": PASSWORD})
         assert login.headers.get("hx-redirect") == "/avatars"
         assert "Анна" in (await web.get("/avatars")).text
+    finally:
+        await web.aclose()

@@ -1,5 +1,6 @@
 """Every user flow in a real headless Chromium against the app in embedded mode."""
 
+import math
 import re
 import shutil
 import uuid
@@ -25,6 +26,11 @@ async def signup(page, name: str = "Анна Петрова") -> str:  # type: i
     await page.click("button[type=submit]")
     await page.wait_for_url("**/avatars")
     return email
+
+
+async def sign_out(page) -> None:  # type: ignore[no-untyped-def]
+    await page.click("text=Sign Out")
+    await page.wait_for_url(re.compile(r".*/$"))  # a POST, then the landing page
 
 
 async def test_signup_to_a_voiced_reply(page, app: App, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -58,6 +64,12 @@ async def test_signup_to_a_voiced_reply(page, app: App, tmp_path: Path) -> None:
     await page.set_input_files("#file", [str(voice)])
     await page.click("#upload-form button[type=submit]")
     await expect(page.locator("#materials")).to_contain_text("voice.wav")
+    sample = page.locator("#materials audio")  # the voice sample plays on the Train page
+    await expect(sample).to_have_count(1)
+    sample_src = await sample.get_attribute("src")
+    played = await page.request.get(sample_src, headers={"Range": "bytes=0-3"})
+    assert played.status == 206 and played.headers["content-type"] == "audio/wav"
+    assert await played.body() == b"RIFF"
     await expect(page.locator("#materials .badge.processed")).to_have_count(2, timeout=60_000)
     await page.click("text=Start Training")
     await expect(page.locator("#versions")).to_contain_text("Version 1", timeout=120_000)
@@ -83,6 +95,25 @@ async def test_signup_to_a_voiced_reply(page, app: App, tmp_path: Path) -> None:
     response = await page.request.get(src)
     assert response.status == 200 and response.headers["content-type"] == "audio/wav"
     assert (await response.body())[:4] == b"RIFF"
+    assert int(response.headers["content-length"]) == len(await response.body())
+    part = await page.request.get(src, headers={"Range": "bytes=0-99"})
+    assert part.status == 206 and len(await part.body()) == 100
+    # The player knows the length and can seek: a seek to the middle lands in the middle.
+    duration = await audio.evaluate(
+        """a => new Promise(done => {
+            if (a.readyState >= 1) return done(a.duration);
+            a.addEventListener('loadedmetadata', () => done(a.duration), {once: true});
+            a.preload = 'auto'; a.load();
+        })"""
+    )
+    assert math.isfinite(duration) and duration > 0
+    landed = await audio.evaluate(
+        """a => new Promise(done => {
+            a.addEventListener('seeked', () => done(a.currentTime), {once: true});
+            a.currentTime = a.duration / 2;
+        })"""
+    )
+    assert abs(landed - duration / 2) < 0.05 * duration + 0.05
     chat_shot = await shot(page, "04-chat")
     shutil.copy(chat_shot, DOCS / "chat-page.png")
 
@@ -92,7 +123,7 @@ async def test_signup_to_a_voiced_reply(page, app: App, tmp_path: Path) -> None:
 
 async def test_wrong_password_and_duplicate_signup(page, app: App) -> None:  # type: ignore[no-untyped-def]
     email = await signup(page)
-    await page.click("text=Sign Out")
+    await sign_out(page)
     await page.goto("/login")
     await page.fill("#email", email)
     await page.fill("#password", "wrong-password")
@@ -131,7 +162,7 @@ async def test_rejected_upload_and_another_users_avatar(page, app: App, tmp_path
     await expect(page.locator(".fh-toast").last).to_contain_text("File upload failed!")
     await expect(page.locator("#materials")).to_contain_text("No materials yet.")
 
-    await page.click("text=Sign Out")
+    await sign_out(page)
     await signup(page, "Intruder")
     await page.goto(avatar_url)
     await expect(page.locator("h1")).to_have_text("Not found")

@@ -6,9 +6,11 @@ import httpx
 from bishop_frontend.app import create_app
 from bishop_frontend.settings import FrontendSettings
 
+from tests.conftest import TEST_UPLOAD_LIMIT
 from tests.factories import PASSWORD
 from tests.frontend.conftest import App
 from tests.support.servers import free_port, serve_app
+from tests.support.web import web_client
 
 
 async def _signed_in(app: App) -> tuple[httpx.AsyncClient, httpx.AsyncClient, dict[str, str]]:
@@ -18,7 +20,7 @@ async def _signed_in(app: App) -> tuple[httpx.AsyncClient, httpx.AsyncClient, di
     token = (
         await api.post("/login/access-token", data={"username": email, "password": PASSWORD})
     ).json()
-    web = httpx.AsyncClient(base_url=app.url)
+    web = await web_client(app.url)
     await web.post("/login", data={"email": email, "password": PASSWORD})
     return api, web, {"Authorization": f"Bearer {token['access_token']}"}
 
@@ -56,11 +58,13 @@ async def test_backend_down_gives_a_readable_message(app: App) -> None:
     settings = FrontendSettings(
         _env_file=None, api_url=f"http://127.0.0.1:{free_port()}", session_secret="c" * 64
     )
-    async with serve_app(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as web:
+    async with serve_app(create_app(settings)) as url:
+        web = await web_client(url)
         response = await web.post("/login", data={"email": "a@b.co", "password": PASSWORD})
-        assert response.status_code == 200
-        assert "The Bishop server is not reachable right now" in response.text
-        assert "Traceback" not in response.text
+        await web.aclose()
+    assert response.status_code == 200
+    assert "The Bishop server is not reachable right now" in response.text
+    assert "Traceback" not in response.text
 
 
 async def test_a_resent_message_form_creates_one_message(app: App) -> None:
@@ -82,5 +86,34 @@ async def test_a_resent_message_form_creates_one_message(app: App) -> None:
     assert fresh and fresh != key
     stored = (await api.get(f"/avatars/{aid}/chat/{cid}/msgs", headers=headers)).json()
     assert [m["text"] for m in stored if m["role"] == "user"] == ["только один раз"]
+    await api.aclose()
+    await web.aclose()
+
+
+async def test_an_upload_over_the_limit_is_refused_as_it_streams_in(app: App) -> None:
+    """No Content-Length to go by: the browser app counts the bytes and stops at the limit."""
+    api, web, headers = await _signed_in(app)
+    aid = (await api.post("/avatars", json={"name": "Big"}, headers=headers)).json()["id"]
+    boundary = "bishopboundary"
+
+    async def body():  # type: ignore[no-untyped-def]
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.txt"'
+            "\r\nContent-Type: text/plain\r\n\r\n"
+        )
+        yield head.encode()
+        for _ in range(TEST_UPLOAD_LIMIT // 65536 * 20):  # 20 times the limit
+            yield b"a" * 65536
+
+    answer = await web.post(
+        f"/avatars/{aid}/train/upload",
+        content=body(),
+        headers={"HX-Request": "true", "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    # Refused by the browser app itself (the backend's refusal would come back as a toast
+    # with the page swapped): the page stays, the message appears.
+    assert answer.status_code == 200 and answer.headers["hx-reswap"] == "none"
+    assert "The files are larger than 2 MiB" in answer.text
+    assert (await api.get(f"/avatars/{aid}/train/materials", headers=headers)).json() == []
     await api.aclose()
     await web.aclose()

@@ -221,9 +221,10 @@ async def test_malformed_events_do_not_stop_the_worker(harness: Harness) -> None
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_unspoken_language_fails_the_dub(cloning: Harness) -> None:
+async def test_an_unspoken_language_falls_back_and_the_reply_says_so(cloning: Harness) -> None:
     request = cloning.request("Hallo Welt.", []).model_copy(update={"language": "de"})
     await cloning.dubber().dub(request)
     done = await cloning.outcome(request)
-    assert isinstance(done, ev.DubFailed)
-    assert "does not speak 'de'" in done.reason
+    assert isinstance(done, ev.SaveResponseDub)  # never a failed dub for the language
+    assert done.voice is not None and "this voice does not speak Deutsch" in done.voice
+    assert await cloning.storage.exists(request.storage_url)

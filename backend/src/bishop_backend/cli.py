@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings()
         asyncio.run(_up(settings, args.host, args.port, args.web_port))
     elif args.command == "serve":
-        server = Server(create_app(), host=args.host, port=args.port, proxy_headers=True)
+        settings = Settings()
+        server = Server(create_app(settings), host=args.host, port=args.port, settings=settings)
         asyncio.run(server.serve())
     else:
         engine = create_engine(Settings().resolved_database_url)
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 async def _up(settings: Settings, host: str, port: int, web_port: int) -> None:
-    server = Server(create_app(settings), host=host, port=port, log_level="info")
+    server = Server(create_app(settings), host=host, port=port, settings=settings, log_level="info")
     services = [ep for ep in entry_points(group="bishop.services")]
     tasks = [asyncio.create_task(ep.load()(), name=ep.name) for ep in services]
     for task in tasks:

@@ -1,5 +1,7 @@
 """Domain errors raised by services; one handler in `main` turns them into JSON responses."""
 
+from typing import Any
+
 
 class DomainError(Exception):
     status_code = 400
@@ -8,6 +10,9 @@ class DomainError(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": self.detail}
 
 
 class BadRequest(DomainError):
@@ -39,7 +44,17 @@ class UnsupportedMedia(DomainError):
 
 
 class Unprocessable(DomainError):
+    """A field of the request is invalid. The body has the shape of a validation error's, so a
+    client reads every 422 alike: `{"detail": [{"loc": [...], "msg": ..., "type": ...}]}`."""
+
     status_code = 422
+
+    def __init__(self, detail: str, *, field: str) -> None:
+        super().__init__(detail)
+        self.loc = ["body", field]
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": [{"loc": self.loc, "msg": self.detail, "type": "value_error"}]}
 
 
 class Unavailable(DomainError):

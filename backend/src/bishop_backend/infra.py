@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bishop_backend.db import create_engine, session_factory
-from bishop_backend.services.throttle import LoginThrottle
+from bishop_backend.services.throttle import Throttle
 from bishop_backend.settings import Settings
 
 
@@ -23,7 +23,7 @@ class Infra:
     bus: Bus
     state: State
     secret_key: str
-    login_throttle: LoginThrottle
+    throttle: Throttle
     # Set when the server begins to shut down: open reply streams end so the process can exit.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -43,7 +43,7 @@ class Infra:
             bus=bus_from_url(settings.bus_url, client_id="bishop-backend", **settings.delivery()),
             state=state_from_url(settings.state_url),
             secret_key=settings.resolved_secret_key,
-            login_throttle=LoginThrottle(settings.state_url, settings.login_failures_limit),
+            throttle=Throttle(settings),
         )
 
     async def close(self) -> None:

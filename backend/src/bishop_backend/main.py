@@ -14,9 +14,10 @@ from sqlalchemy import delete
 from sqlmodel import col
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bishop_backend.api import avatars, chats, training, users, utils
+from bishop_backend.api import avatars, chats, responses, training, users, utils
 from bishop_backend.api.deps import API_PREFIX
 from bishop_backend.errors import DomainError
+from bishop_backend.headers import SecurityHeaders
 from bishop_backend.infra import Infra
 from bishop_backend.limits import BodyLimit
 from bishop_backend.migrations import upgrade
@@ -76,14 +77,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
-    for module in (users, avatars, chats, training, utils):
-        app.include_router(module.router, prefix=API_PREFIX)
+    routers = [module.router for module in (users, avatars, chats, training, utils)]
+    for router in routers:
+        app.include_router(router, prefix=API_PREFIX)
+    responses.document(app, routers, API_PREFIX)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     for error in OUTAGE_ERRORS:
         app.add_exception_handler(error, outage_response)
     app.add_middleware(BodyLimit, max_bytes=settings.max_json_bytes)
     app.add_middleware(IgnoreTrailingSlash)
+    app.add_middleware(SecurityHeaders)
     return app
 
 
@@ -105,7 +109,7 @@ async def _prepare(infra: Infra) -> None:
 
 async def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -1,7 +1,10 @@
 """Password hashing and access tokens."""
 
 import asyncio
+import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -13,30 +16,48 @@ _hasher = PasswordHash.recommended()
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
 
-# Argon2 takes tens of milliseconds of CPU on purpose: off the event loop, so a burst of logins
-# slows down logins, not every other request.
+# Argon2 takes tens of milliseconds of several cores on purpose. It runs off the event loop, on
+# at most half the cores, so a burst of sign-ins queues behind itself and slows down sign-ins,
+# not every other request.
+_hashing = ThreadPoolExecutor(
+    max_workers=max(1, (os.cpu_count() or 2) // 2), thread_name_prefix="password-hash"
+)
 
 
 async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
+    return await asyncio.get_running_loop().run_in_executor(_hashing, _hasher.hash, password)
 
 
 async def verify_password(password: str, hashed: str | None) -> bool:
-    matches = await asyncio.to_thread(_hasher.verify, password, hashed or _DUMMY_HASH)
+    matches = await asyncio.get_running_loop().run_in_executor(
+        _hashing, _hasher.verify, password, hashed or _DUMMY_HASH
+    )
     return matches and hashed is not None
 
 
+@dataclass(frozen=True)
+class AccessToken:
+    user_id: uuid.UUID
+    token_id: str  # what sign-out revokes
+    expires_at: datetime
+
+
 def create_access_token(user_id: uuid.UUID, secret: str, expires: timedelta) -> str:
-    payload = {"sub": str(user_id), "exp": datetime.now(UTC) + expires}
+    payload = {"sub": str(user_id), "exp": datetime.now(UTC) + expires, "jti": uuid.uuid4().hex}
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
-def read_access_token(token: str, secret: str) -> uuid.UUID | None:
+def read_access_token(token: str, secret: str) -> AccessToken | None:
     try:
-        # A token without an expiry would be valid for ever: refused.
+        # A token without an expiry would be valid for ever, one without an id could not be
+        # revoked: both refused.
         payload = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
+            token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "jti"]}
         )
-        return uuid.UUID(payload["sub"])
-    except (jwt.InvalidTokenError, KeyError, ValueError):
+        return AccessToken(
+            user_id=uuid.UUID(payload["sub"]),
+            token_id=str(payload["jti"])[:64],
+            expires_at=datetime.fromtimestamp(payload["exp"], UTC),
+        )
+    except (jwt.InvalidTokenError, KeyError, ValueError, TypeError, OverflowError):
         return None

@@ -20,8 +20,14 @@ class Settings(InfraSettings):
     consumer_group: str = "backend"
     secret_key: str = ""
     access_token_expire_minutes: int = 60 * 24 * 8
-    # Failed logins one account may have in a moving window before it answers 429.
+    # Moving windows of the front door (429 past them): failed sign-ins per account, sign-in
+    # and sign-up attempts per client address.
     login_failures_limit: str = "10/minute"
+    login_rate_limit: str = "60/minute"
+    signup_rate_limit: str = "20/hour"
+    # Proxies whose X-Forwarded-For names the client (the browser app; comma-separated
+    # addresses or networks): the per-address limits count browsers, not the browser app.
+    forwarded_allow_ips: str = "127.0.0.1"
     migrate_on_start: bool = True
 
     max_upload_bytes: int = 200 * 1024 * 1024

@@ -7,17 +7,20 @@ from typing import Any
 
 import uvicorn
 from fasthtml import common as fh
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from bishop_frontend.client import ApiError, Backend
 from bishop_frontend.components import Layout
+from bishop_frontend.limits import BodyLimit, BodyTooLarge
 from bishop_frontend.pages import auth, avatars, chats, training
+from bishop_frontend.security import SecurityHeaders, check_csrf
 from bishop_frontend.settings import FrontendSettings, get_settings
 
 STATIC = Path(__file__).parent / "static"
-PUBLIC = [r"/static/.*", "/", "/login", "/signup", "/logout", r"/favicon\.ico"]
+PUBLIC = [r"/static/.*", "/", "/login", "/signup", r"/favicon\.ico"]
 
 
 def create_app(settings: FrontendSettings | None = None) -> fh.FastHTML:
@@ -38,11 +41,23 @@ def create_app(settings: FrontendSettings | None = None) -> fh.FastHTML:
             fh.Link(rel="stylesheet", href="/static/bishop.css"),
             fh.Script(src="/static/htmx.min.js"),
             fh.Script(src="/static/htmx-sse.js"),
+            fh.Script(src="/static/bishop.js"),
         ),
         default_hdrs=False,
-        before=fh.Beforeware(_require_login, skip=PUBLIC),
+        before=[
+            fh.Beforeware(check_csrf, skip=[r"/static/.*"]),
+            fh.Beforeware(_require_login, skip=PUBLIC),
+        ],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(BodyLimit, max_upload_bytes=settings.max_upload_bytes),
+        ],
+        max_part_size=settings.max_upload_bytes,
         secret_key=settings.resolved_session_secret,
-        exception_handlers={ApiError: _api_error, 404: _not_found},
+        max_age=settings.access_token_expire_minutes * 60,
+        sess_https_only=settings.resolved_secure_cookies,
+        same_site="lax",
+        exception_handlers={ApiError: _api_error, BodyTooLarge: _too_large, 404: _not_found},
         lifespan=lifespan,
         htmlkw={"lang": "en"},
     )
@@ -91,6 +106,16 @@ async def _api_error(req: Request, exc: Exception) -> Response:
         fh.Div(fh.P(exc.detail), cls="notice", role="alert"),
         fh.P(fh.A("Back to your avatars", href="/avatars")),
     )
+
+
+async def _too_large(req: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BodyTooLarge)
+    message = f"File upload failed! The files are {exc}."
+    if req.headers.get("HX-Request"):
+        # The page stays as it is; only the message appears (htmx swaps 2xx answers only).
+        toast = fh.Div(fh.Toast(message, "error"), id="fh-toast-container", hx_swap_oob="beforeend")
+        return HTMLResponse(fh.to_xml(toast), headers={"HX-Reswap": "none"})
+    return _page(req, 413, "Too large", fh.Div(fh.P(message), cls="notice", role="alert"))
 
 
 async def _not_found(req: Request, exc: Exception) -> Response:

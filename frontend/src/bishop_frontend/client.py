@@ -40,9 +40,13 @@ class Backend:
         token: str | None = None,
         *,
         idempotency_key: str | None = None,
+        client: str | None = None,
         **kwargs: Any,
     ) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if client:
+            # The backend limits sign-ins per browser, not per browser app.
+            headers["X-Forwarded-For"] = client
         if idempotency_key and len(idempotency_key) <= 255 and idempotency_key.isascii():
             headers["Idempotency-Key"] = idempotency_key
         try:
@@ -58,17 +62,27 @@ class Backend:
             else None
         )
 
-    async def stream(self, path: str, token: str) -> AsyncIterator[bytes]:
-        """A binary or event stream, chunk by chunk."""
-        request = self.http.build_request("GET", path, headers={"Authorization": f"Bearer {token}"})
+    async def open(
+        self, path: str, token: str, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """A GET whose body is still to be read (close it when done); a refusal raises first."""
+        request = self.http.build_request(
+            "GET", path, headers={"Authorization": f"Bearer {token}", **(headers or {})}
+        )
         try:
             response = await self.http.send(request, stream=True)
         except httpx.TransportError:
             raise BackendDown() from None
+        if response.status_code >= 400:
+            await response.aread()
+            await response.aclose()
+            raise ApiError(response.status_code, _detail(response))
+        return response
+
+    async def stream(self, path: str, token: str) -> AsyncIterator[bytes]:
+        """A binary or event stream, chunk by chunk."""
+        response = await self.open(path, token)
         try:
-            if response.status_code >= 400:
-                await response.aread()
-                raise ApiError(response.status_code, _detail(response))
             async for chunk in response.aiter_raw():
                 yield chunk
         finally:

@@ -6,6 +6,8 @@ from typing import Any
 from fasthtml import common as fh
 from fasthtml import svg
 
+from bishop_frontend.security import page_token
+
 STATUS_LABELS = {
     "queued": "Queued",
     "training": "Training",
@@ -16,14 +18,19 @@ STATUS_LABELS = {
 
 def Layout(title: str, *content: Any, user: dict[str, Any] | None = None) -> tuple[Any, ...]:
     """A page: on a full load it is wrapped in the document; on htmx requests only #main changes."""
-    return fh.Title(f"{title} · Bishop"), TopBar(user), fh.Main(*content, id="main")
+    return (
+        fh.Title(f"{title} · Bishop"),
+        fh.Meta(name="csrf-token", content=page_token()),
+        TopBar(user),
+        fh.Main(*content, id="main"),
+    )
 
 
 def TopBar(user: dict[str, Any] | None) -> Any:
     right = (
         fh.Div(
             fh.Span(f"{user.get('full_name') or ''} · {user['email']}", cls="who"),
-            fh.A("Sign Out", href="/logout", cls="button secondary"),
+            fh.Button("Sign Out", hx_post="/logout", cls="secondary"),
             cls="row",
         )
         if user

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import numpy as np
 from bishop_contracts import events as ev
 from bishop_contracts.events import derive_event_id
+from bishop_contracts.languages import DEFAULT_LANGUAGE, LANGUAGES
 from bishop_contracts.layout import avatar_prefix_of
 from bishop_contracts.text import clean_generated
 from bishop_contracts.topics import Topic
@@ -23,6 +24,7 @@ from bishop_sound.audio import AudioError, silence, wav_bytes
 from bishop_sound.sentences import split_sentences
 from bishop_sound.settings import SoundSettings
 from bishop_sound.synth import Synthesizer
+from bishop_sound.synth.base import StaleConditioning
 from bishop_sound.voice import prepare
 
 log = logging.getLogger("bishop.sound")
@@ -76,7 +78,9 @@ class Dubber:
         except VoiceUnavailable as exc:
             await self._fail(event, str(exc))
             return
-        language = event.language or "ru"
+        language, unspoken = self._language(event.language or DEFAULT_LANGUAGE)
+        if unspoken:
+            note = f"{note}; {unspoken}" if note else unspoken
         rate = self.synth.sample_rate
         pieces: list[np.ndarray] = []
         try:
@@ -110,6 +114,16 @@ class Dubber:
         whole = np.concatenate(pieces[:-1]) if pieces else silence(0.1, rate)
         await self.storage.put_bytes(event.storage_url, wav_bytes(whole, rate), "audio/wav")
         await self._announce(event, note)
+
+    def _language(self, wanted: str) -> tuple[str, str | None]:
+        """The language to speak, and a note if it is not the avatar's."""
+        spoken = self.synth.languages
+        if not spoken or wanted in spoken:
+            return wanted, None
+        fallback = self.settings.fallback_language
+        instead = fallback if fallback in spoken else spoken[0]
+        said, asked = LANGUAGES.get(instead, instead), LANGUAGES.get(wanted, wanted)
+        return instead, f"spoken in {said}: this voice does not speak {asked}"
 
     async def _announce(self, event: ev.SoundInference, note: str | None) -> None:
         await self.bus.publish(
@@ -173,7 +187,7 @@ class Dubber:
         cache_key = f"{prefix}voice/{version}.{self.synth.name}.cond"
         try:
             conditioning = self.synth.loads(await self.storage.get_bytes(cache_key))
-        except ObjectNotFound:
+        except (ObjectNotFound, StaleConditioning):
             conditioning = await self._compute(keys)
             await self.storage.put_bytes(
                 cache_key, self.synth.dumps(conditioning), "application/octet-stream"

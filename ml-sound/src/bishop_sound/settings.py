@@ -5,16 +5,36 @@ from pathlib import Path
 from typing import Literal
 
 from bishop_infra.settings import InfraSettings
+from pydantic import Field
 
 
 class SoundSettings(InfraSettings):
-    # LLaSA is not offered: its only packaged decoder (xcodec2) pins torch 2.5, and Bishop pins
-    # torch 2.13.
-    tts_backend: Literal["demo", "xtts"] = "demo"
+    tts_backend: Literal["demo", "xtts", "llasa"] = "demo"
+    # What a voice speaks when it lacks the avatar's language (the reply says so).
+    fallback_language: str = "en"
     # Where the XTTS v2 files are (model.pth, config.json, vocab.json, speakers_xtts.pth); empty:
     # coqui's own download into TTS_HOME (the user's machine needs hub access once).
     xtts_model_dir: Path | None = None
     xtts_preset_speaker: str = "Claribel Dervla"
+    # LLaSA: a Llama speaking X-Codec2 tokens, decoded by transformers' own Xcodec2Model. Hub
+    # ids (downloaded into HF_HOME on the user's machine) or local folders. CC-BY-NC weights.
+    llasa_model: str = "HKUSTAudio/Llasa-1B-Multilingual"
+    xcodec2_model: str = "HKUSTAudio/xcodec2-hf"
+    # Transcribes the voice sample: LLaSA clones from its words and sound together. Empty: the
+    # prompt has no words, and cloning is worse.
+    llasa_asr_model: str = "openai/whisper-large-v3-turbo"
+    # What the checkpoint was trained to speak (Llasa-1B-Multilingual's card); other languages
+    # fail the dub with the reason. Empty: any.
+    llasa_languages: str = "zh,en,de,fr,ja,ko,nl,es,it,pt,pl"
+    # Of the voice sample, in every sentence's prompt (50 tokens a second): whisper hears 30 s,
+    # and LLaSA's 2048 tokens must hold the sentence's speech too.
+    llasa_prompt_seconds: float = Field(10.0, gt=0, le=20)
+    llasa_temperature: float = 0.8
+    llasa_top_p: float = 1.0
+    llasa_top_k: int = 50
+    # Bounds a sentence's speech tokens: no slower than this, plus a second.
+    llasa_slowest_chars_per_second: float = 8.0
+    llasa_max_length: int = 2048  # prompt and speech tokens; what LLaSA was trained on
     tts_device: Literal["auto", "cpu", "cuda"] = "auto"
     # An unusable or missing voice sample: speak with the preset voice (and say so), or fail.
     fallback_to_preset_voice: bool = True

@@ -30,7 +30,9 @@ async def read_avatar(avatar: OwnedAvatar) -> Avatar:
     return avatar
 
 
-@router.api_route("/{avatar_id}", methods=["PUT", "PATCH"], response_model=AvatarPublic)
+# One route per method: each gets its own operation id in the OpenAPI document.
+@router.put("/{avatar_id}", response_model=AvatarPublic)
+@router.patch("/{avatar_id}", response_model=AvatarPublic)
 async def update_avatar(
     session: SessionDep, avatar: OwnedAvatar, avatar_in: AvatarUpdate
 ) -> Avatar:

@@ -1,8 +1,8 @@
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.exc import IntegrityError
 
 from bishop_backend.api.deps import (
@@ -12,8 +12,10 @@ from bishop_backend.api.deps import (
     OwnedAvatar,
     OwnedChat,
     OwnedMessage,
+    RangeHeader,
     SessionDep,
 )
+from bishop_backend.api.responses import errors, not_json
 from bishop_backend.errors import NotFound
 from bishop_backend.models import (
     Chat,
@@ -32,6 +34,35 @@ from bishop_backend.services.downloads import object_response
 router = APIRouter(prefix="/avatars/{avatar_id}/chat", tags=["chats"])
 
 
+def _event(kinds: list[str], payload: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"enum": kinds},
+            "data": {"contentMediaType": "application/json", "contentSchema": payload},
+            "retry": {"type": "integer"},
+        },
+    }
+
+
+def _payload(**fields: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": list(fields), "properties": fields}
+
+
+_TEXT, _INDEX, _URL = {"type": "string"}, {"type": "integer"}, {"type": "string"}
+# One event of a reply stream (see `replies.stream`).
+REPLY_EVENT = {
+    "oneOf": [
+        _event(["delta"], _payload(index=_INDEX, text=_TEXT)),
+        _event(["text"], _payload(text=_TEXT, passage_ids={"type": "array", "items": _TEXT})),
+        _event(["dub_chunk"], _payload(index=_INDEX, url=_URL)),
+        _event(["dub"], _payload(url=_URL)),
+        _event(["error", "dub_error", "reconnect", "timeout"], _payload(reason=_TEXT)),
+    ]
+}
+
+
 @router.post("", response_model=ChatPublic, status_code=201)
 async def create_chat(session: SessionDep, avatar: OwnedAvatar, chat_in: ChatCreate) -> Chat:
     return await chats.create_chat(session, avatar, chat_in)
@@ -47,7 +78,8 @@ async def read_chat(chat: OwnedChat) -> Chat:
     return chat
 
 
-@router.api_route("/{chat_id}", methods=["PUT", "PATCH"], response_model=ChatPublic)
+@router.put("/{chat_id}", response_model=ChatPublic)
+@router.patch("/{chat_id}", response_model=ChatPublic)
 async def rename_chat(session: SessionDep, chat: OwnedChat, chat_in: ChatUpdate) -> Chat:
     return await chats.rename_chat(session, chat, chat_in)
 
@@ -104,7 +136,9 @@ async def read_response(session: SessionDep, message: OwnedMessage) -> Message:
     return reply
 
 
-@router.post("/{chat_id}/msgs/{msg_id}/response/retry", response_model=MessagePublic)
+@router.post(
+    "/{chat_id}/msgs/{msg_id}/response/retry", response_model=MessagePublic, responses=errors(409)
+)
 async def retry_response(
     session: SessionDep,
     infra: InfraDep,
@@ -117,7 +151,13 @@ async def retry_response(
     return await chats.retry(infra, session, avatar, chat, reply)
 
 
-@router.get("/{chat_id}/msgs/{msg_id}/response/stream")
+@router.get(
+    "/{chat_id}/msgs/{msg_id}/response/stream",
+    response_class=StreamingResponse,
+    openapi_extra=not_json(
+        "text/event-stream", "Server-Sent Events until the reply is voiced", REPLY_EVENT
+    ),
+)
 async def stream_response(
     session: SessionDep, infra: InfraDep, avatar: OwnedAvatar, message: OwnedMessage
 ) -> StreamingResponse:
@@ -134,24 +174,36 @@ async def stream_response(
     )
 
 
-@router.get("/{chat_id}/msgs/{msg_id}/response/dub", response_class=StreamingResponse)
+@router.get(
+    "/{chat_id}/msgs/{msg_id}/response/dub",
+    response_class=StreamingResponse,
+    openapi_extra=not_json("audio/wav", "The voiced reply"),
+)
 async def download_dub(
-    session: SessionDep, infra: InfraDep, message: OwnedMessage
-) -> StreamingResponse:
+    session: SessionDep, infra: InfraDep, message: OwnedMessage, range_: RangeHeader = None
+) -> Response:
     """The voiced reply as audio/wav (404 until ready)."""
     reply = await chats.reply_of(session, message)
     if reply.dub_status != ReplyStatus.READY or reply.dub_key is None:
         raise NotFound("The dub is not ready yet")
-    return await object_response(infra.storage, reply.dub_key, "audio/wav")
+    return await object_response(infra.storage, reply.dub_key, "audio/wav", range_header=range_)
 
 
-@router.get("/{chat_id}/msgs/{msg_id}/response/dub/{index}", response_class=StreamingResponse)
+@router.get(
+    "/{chat_id}/msgs/{msg_id}/response/dub/{index}",
+    response_class=StreamingResponse,
+    openapi_extra=not_json("audio/wav", "One sentence of the voiced reply"),
+)
 async def download_dub_chunk(
-    session: SessionDep, infra: InfraDep, message: OwnedMessage, index: int
-) -> StreamingResponse:
+    session: SessionDep,
+    infra: InfraDep,
+    message: OwnedMessage,
+    index: int,
+    range_: RangeHeader = None,
+) -> Response:
     """One sentence of the dub, available before the whole dub is ready."""
     reply = await chats.reply_of(session, message)
     key = (await infra.state.get_fields(replies.dub_chunks_key(reply.id))).get(str(index))
     if key is None:
         raise NotFound("No such dub chunk")
-    return await object_response(infra.storage, key, "audio/wav")
+    return await object_response(infra.storage, key, "audio/wav", range_header=range_)

@@ -10,8 +10,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bishop_backend.errors import Forbidden, NotFound, Unauthorized
 from bishop_backend.infra import Infra
-from bishop_backend.models import Avatar, Chat, Material, Message, User
-from bishop_backend.security import read_access_token
+from bishop_backend.models import Avatar, Chat, Material, Message, RevokedToken, User
+from bishop_backend.security import AccessToken, read_access_token
 from bishop_backend.services.idempotency import HEADER, Idempotency
 
 API_PREFIX = "/api/v1"
@@ -22,6 +22,14 @@ def get_infra(request: Request) -> Infra:
 
 
 InfraDep = Annotated[Infra, Depends(get_infra)]
+
+
+def get_client_address(request: Request) -> str:
+    # uvicorn has already replaced a trusted proxy's address with the X-Forwarded-For client.
+    return request.client.host if request.client else "unknown"
+
+
+ClientAddress = Annotated[str, Depends(get_client_address)]
 
 
 async def get_session(infra: InfraDep) -> AsyncIterator[AsyncSession]:
@@ -35,9 +43,20 @@ TokenDep = Annotated[
 ]
 
 
-async def get_current_user(session: SessionDep, infra: InfraDep, token: TokenDep) -> User:
-    user_id = read_access_token(token, infra.secret_key)
-    user = await session.get(User, user_id) if user_id else None
+async def get_access_token(session: SessionDep, infra: InfraDep, token: TokenDep) -> AccessToken:
+    access = read_access_token(token, infra.secret_key)
+    if access is None:
+        raise Unauthorized("Could not validate credentials")
+    if await session.get(RevokedToken, access.token_id) is not None:
+        raise Unauthorized("This session has been signed out; sign in again")
+    return access
+
+
+CurrentToken = Annotated[AccessToken, Depends(get_access_token)]
+
+
+async def get_current_user(session: SessionDep, access: CurrentToken) -> User:
+    user = await session.get(User, access.user_id)
     if user is None:
         raise Unauthorized("Could not validate credentials")
     if not user.is_active:
@@ -119,3 +138,13 @@ async def get_idempotency(
 
 
 IdempotencyDep = Annotated[Idempotency | None, Depends(get_idempotency)]
+
+
+RangeHeader = Annotated[
+    str | None,
+    Header(
+        alias="Range",
+        max_length=200,
+        description="One byte range (`bytes=START-END`): 206 with that part, 416 outside it.",
+    ),
+]

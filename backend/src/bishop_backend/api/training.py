@@ -1,5 +1,5 @@
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.exc import IntegrityError
 
 from bishop_backend.api.deps import (
@@ -8,8 +8,10 @@ from bishop_backend.api.deps import (
     InfraDep,
     OwnedAvatar,
     OwnedMaterial,
+    RangeHeader,
     SessionDep,
 )
+from bishop_backend.api.responses import errors, not_json
 from bishop_backend.errors import NotFound
 from bishop_backend.models import MaterialPublic, TrainingRun, TrainingRunPublic, TrainingStatus
 from bishop_backend.services import materials, training
@@ -37,7 +39,14 @@ UPLOAD_BODY = {
 }
 
 
-@router.post("", response_model=list[MaterialPublic], status_code=201, openapi_extra=UPLOAD_BODY)
+@router.post(
+    "",
+    response_model=list[MaterialPublic],
+    status_code=201,
+    openapi_extra=UPLOAD_BODY,
+    # The route reads its multipart body itself: FastAPI sees no body to document these for.
+    responses=errors(400, 413, 415),
+)
 async def upload_materials(
     request: Request,
     session: SessionDep,
@@ -71,14 +80,30 @@ async def list_materials(session: SessionDep, avatar: OwnedAvatar) -> list[Mater
     ]
 
 
-@router.get("/materials/{material_id}/download", response_class=StreamingResponse)
-async def download_material(infra: InfraDep, material: OwnedMaterial) -> StreamingResponse:
+@router.get(
+    "/materials/{material_id}/download",
+    response_class=StreamingResponse,
+    openapi_extra=not_json("*/*", "The file as uploaded, with its own content type"),
+)
+async def download_material(
+    infra: InfraDep, material: OwnedMaterial, range_: RangeHeader = None
+) -> Response:
     return await object_response(
-        infra.storage, material.storage_key, material.content_type, material.filename
+        infra.storage,
+        material.storage_key,
+        material.content_type,
+        material.filename,
+        range_header=range_,
     )
 
 
-@router.get("/materials/{material_id}/transcript", response_class=StreamingResponse)
+@router.get(
+    "/materials/{material_id}/transcript",
+    response_class=StreamingResponse,
+    openapi_extra=not_json(
+        "application/json", "The transcript the worker made", {"type": "object"}
+    ),
+)
 async def download_transcript(infra: InfraDep, material: OwnedMaterial) -> StreamingResponse:
     if material.transcript_key is None:
         raise NotFound("This material has no transcript yet")
@@ -90,13 +115,13 @@ async def delete_material(session: SessionDep, infra: InfraDep, material: OwnedM
     await materials.delete_material(infra, session, material)
 
 
-@router.post("/start", response_model=TrainingRunPublic, status_code=202)
+@router.post("/start", response_model=TrainingRunPublic, status_code=202, responses=errors(409))
 async def start_training(session: SessionDep, infra: InfraDep, avatar: OwnedAvatar) -> TrainingRun:
     """Queue training on the processed materials; 409 while a run is queued or training."""
     return await training.start(infra, session, avatar)
 
 
-@router.post("/stop", response_model=TrainingRunPublic)
+@router.post("/stop", response_model=TrainingRunPublic, responses=errors(409))
 async def stop_training(session: SessionDep, infra: InfraDep, avatar: OwnedAvatar) -> TrainingRun:
     return await training.stop(infra, session, avatar)
 

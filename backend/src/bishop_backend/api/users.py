@@ -5,18 +5,29 @@ from fastapi import APIRouter, Depends
 from fastapi.security import OAuth2PasswordRequestForm
 from sqlmodel import col, select
 
-from bishop_backend.api.deps import CurrentSuperuser, CurrentUser, InfraDep, SessionDep
+from bishop_backend.api.deps import (
+    ClientAddress,
+    CurrentSuperuser,
+    CurrentToken,
+    CurrentUser,
+    InfraDep,
+    SessionDep,
+)
+from bishop_backend.api.responses import errors
 from bishop_backend.errors import BadRequest
 from bishop_backend.limits import PageDep
-from bishop_backend.models import Token, User, UserCreate, UserPublic, UserSignup
+from bishop_backend.models import RevokedToken, Token, User, UserCreate, UserPublic, UserSignup
 from bishop_backend.security import create_access_token
 from bishop_backend.services import users
 
 router = APIRouter(tags=["users"])
 
 
-@router.post("/users/signup", response_model=UserPublic, status_code=201)
-async def signup(session: SessionDep, user_in: UserSignup) -> User:
+@router.post("/users/signup", response_model=UserPublic, status_code=201, responses=errors(409))
+async def signup(
+    session: SessionDep, infra: InfraDep, client: ClientAddress, user_in: UserSignup
+) -> User:
+    await infra.throttle.signup_attempt(client)
     return await users.create_user(session, UserCreate.model_validate(user_in))
 
 
@@ -25,7 +36,7 @@ async def read_me(user: CurrentUser) -> User:
     return user
 
 
-@router.post("/users", response_model=UserPublic, status_code=201)
+@router.post("/users", response_model=UserPublic, status_code=201, responses=errors(409))
 async def create_user(session: SessionDep, _: CurrentSuperuser, user_in: UserCreate) -> User:
     return await users.create_user(session, user_in)
 
@@ -38,18 +49,28 @@ async def list_users(session: SessionDep, _: CurrentSuperuser, page: PageDep) ->
 
 @router.post("/login/access-token")
 async def login(
-    session: SessionDep, infra: InfraDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+    session: SessionDep,
+    infra: InfraDep,
+    client: ClientAddress,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
 ) -> Token:
-    await infra.login_throttle.check(form.username)
+    await infra.throttle.login_attempt(client, form.username)
     try:
         user = await users.authenticate(session, form.username, form.password)
     except BadRequest:
-        await infra.login_throttle.failed(form.username)
+        await infra.throttle.login_failed(form.username)
         raise
     expires = infra.settings.access_token_expire_minutes
     return Token(
         access_token=create_access_token(user.id, infra.secret_key, timedelta(minutes=expires))
     )
+
+
+@router.post("/logout", status_code=204)
+async def logout(session: SessionDep, access: CurrentToken) -> None:
+    """Sign out: this token stops working now, not when it expires."""
+    await session.merge(RevokedToken(token_id=access.token_id, expires_at=access.expires_at))
+    await session.commit()
 
 
 @router.post("/login/test-token", response_model=UserPublic)

@@ -2,6 +2,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from bishop_backend.api.deps import InfraDep
+from bishop_backend.models.health import HealthReport
 from bishop_backend.services import health
 
 router = APIRouter(prefix="/utils", tags=["utils"])
@@ -9,7 +10,14 @@ router = APIRouter(prefix="/utils", tags=["utils"])
 
 @router.get(
     "/health-check",
-    responses={503: {"description": "A dependency or a worker is down; `down` names them"}},
+    response_model=HealthReport,
+    responses={
+        503: {
+            "model": HealthReport,
+            "description": "A dependency or a worker is down; `down` names them",
+            "headers": {"Retry-After": {"description": "Seconds", "schema": {"type": "integer"}}},
+        }
+    },
 )
 async def health_check(infra: InfraDep) -> JSONResponse:
     """Each dependency's state, and each worker's (down when silent past its heartbeat)."""

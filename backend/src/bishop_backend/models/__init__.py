@@ -32,7 +32,14 @@ from bishop_backend.models.training import (
     TrainingRunPublic,
     TrainingStatus,
 )
-from bishop_backend.models.user import Token, User, UserCreate, UserPublic, UserSignup
+from bishop_backend.models.user import (
+    RevokedToken,
+    Token,
+    User,
+    UserCreate,
+    UserPublic,
+    UserSignup,
+)
 
 __all__ = [
     "ActiveVersionUpdate",
@@ -59,6 +66,7 @@ __all__ = [
     "OutboxEvent",
     "ProcessedEvent",
     "ReplyStatus",
+    "RevokedToken",
     "RunStatus",
     "Token",
     "TrainingRun",

@@ -2,6 +2,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
+from bishop_contracts.languages import DEFAULT_LANGUAGE, Language
 from sqlmodel import Field, SQLModel
 
 from bishop_backend.models.common import created_field, id_field, owner_field
@@ -48,7 +49,7 @@ class AvatarCreate(AvatarBase):
     scenario: SafeText = Field(default="", max_length=4000)
     greeting: SafeText = Field(default="", max_length=2000)
     instructions: SafeText = Field(default="", max_length=8000)
-    language: SafeLine = Field(default="ru", min_length=2, max_length=8)
+    language: Language = DEFAULT_LANGUAGE
 
 
 class AvatarUpdate(SQLModel):
@@ -58,7 +59,7 @@ class AvatarUpdate(SQLModel):
     scenario: SafeText | None = Field(default=None, max_length=4000)
     greeting: SafeText | None = Field(default=None, max_length=2000)
     instructions: SafeText | None = Field(default=None, max_length=8000)
-    language: SafeLine | None = Field(default=None, min_length=2, max_length=8)
+    language: Language | None = None
 
 
 class AvatarPublic(AvatarBase):

@@ -4,7 +4,7 @@ from datetime import datetime
 from pydantic import EmailStr
 from sqlmodel import Field, SQLModel
 
-from bishop_backend.models.common import created_field, id_field
+from bishop_backend.models.common import UTCDateTime, created_field, id_field
 from bishop_backend.models.text import SafeLine
 
 
@@ -42,3 +42,13 @@ class UserPublic(UserBase):
 class Token(SQLModel):
     access_token: str
     token_type: str = "bearer"
+
+
+class RevokedToken(SQLModel, table=True):
+    """An access token signed out before it expired; kept until then, so a copied token stops
+    working at once."""
+
+    __tablename__ = "revoked_token"
+
+    token_id: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)

@@ -57,10 +57,10 @@ async def upload(
     together."""
     material_type = form.get("type")
     if material_type not in MATERIAL_TYPES:
-        raise Unprocessable(f"type must be one of {', '.join(MATERIAL_TYPES)}")
+        raise Unprocessable(f"must be one of {', '.join(MATERIAL_TYPES)}", field="type")
     files = [f for f in form.getlist("file") if isinstance(f, UploadFile)]
     if not files:
-        raise Unprocessable("attach at least one file in the `file` field")
+        raise Unprocessable("attach at least one file", field="file")
     checked = [_check(f, str(material_type)) for f in files]
 
     materials: list[Material] = []
@@ -87,9 +87,9 @@ async def upload(
 def _check(upload: UploadFile, material_type: str) -> _Checked:
     name = upload.filename or "file"
     if (problem := input_problem(name, multiline=False)) is not None:
-        raise Unprocessable(f"the file name {name!r} {problem}")
+        raise Unprocessable(f"the file name {name!r} {problem}", field="file")
     if not upload.size:
-        raise Unprocessable(f"{name}: the file is empty")
+        raise Unprocessable(f"{name} is empty", field="file")
     filetype = detect(name, upload.file)
     if material_type == "voice_synthesis" and filetype.kind not in VOICE_KINDS:
         raise UnsupportedMedia(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, update
+from sqlalchemy import and_, delete, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,6 +25,7 @@ from bishop_backend.models import (
     MaterialStatus,
     Message,
     ReplyStatus,
+    RevokedToken,
     RunStatus,
     TrainingRun,
 )
@@ -130,6 +131,8 @@ async def sweep(infra: Infra, *, restarted: bool = False) -> Swept:
             if run is not None and avatar is not None:
                 end_run(session, run, avatar, RunStatus.FAILED, reasons.run)
                 swept.runs += 1
+        # A signed-out token past its expiry is refused anyway: its row is no longer needed.
+        await session.exec(delete(RevokedToken).where(col(RevokedToken.expires_at) < now))  # type: ignore[call-overload]
         await session.commit()
     for reply_id, kind, reason in notes:
         await replies.notify(infra, reply_id, kind, reason=reason)

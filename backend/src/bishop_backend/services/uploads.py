@@ -6,14 +6,14 @@ from starlette.datastructures import FormData
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
-from bishop_backend.errors import BadRequest, PayloadTooLarge, Unprocessable
+from bishop_backend.errors import BadRequest, PayloadTooLarge, UnsupportedMedia
 
 
 async def read_form(request: Request, *, max_bytes: int, max_files: int) -> FormData:
     """Parse a multipart body into spooled temporary files (memory first, then disk)."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
-        raise Unprocessable("send the files as multipart/form-data")
+        raise UnsupportedMedia("send the files as multipart/form-data")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLarge(_too_large(max_bytes))

@@ -38,6 +38,10 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
     if input_problem(email, multiline=False) is not None:
         raise BadRequest(BAD_LOGIN)  # no such address can exist (Postgres refuses NUL outright)
     user = await get_by_email(session, email)
+    # Ends the read, so its pooled connection is free during the hash check (tens of ms of CPU,
+    # queued behind other logins in a burst): held, a burst of logins emptied the pool and
+    # requests waiting for a connection timed out with 503.
+    await session.commit()
     if not await verify_password(password, user.hashed_password if user else None) or user is None:
         raise BadRequest(BAD_LOGIN)
     if not user.is_active:

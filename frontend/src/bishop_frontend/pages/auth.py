@@ -105,7 +105,7 @@ async def signup(
 ) -> Any:
     body = {"email": email, "password": password, "full_name": full_name or None}
     try:
-        await backend(req).call("POST", "/users/signup", json=body)
+        await backend(req).call("POST", "/users/signup", json=body, client=_client(req))
     except ApiError as exc:
         return Errors(*exc.detail.split("; "))
     return await _log_in(req, sess, email, password)
@@ -114,7 +114,10 @@ async def signup(
 async def _log_in(req: Request, sess, email: str, password: str) -> Any:
     try:
         token = await backend(req).call(
-            "POST", "/login/access-token", data={"username": email, "password": password}
+            "POST",
+            "/login/access-token",
+            data={"username": email, "password": password},
+            client=_client(req),
         )
         me = await backend(req).call("GET", "/users/me", token["access_token"])
     except ApiError as exc:
@@ -125,7 +128,18 @@ async def _log_in(req: Request, sess, email: str, password: str) -> Any:
     return fh.HtmxResponseHeaders(redirect="/avatars")
 
 
-@ar("/logout")
-def logout(sess) -> Any:
-    sess.clear()
-    return RedirectResponse("/", status_code=303)
+def _client(req: Request) -> str | None:
+    return req.client.host if req.client else None
+
+
+@ar("/logout", methods=["post"])
+async def logout(req: Request, sess) -> Any:
+    """Sign out: the backend revokes the token, so a copied cookie stops working too."""
+    try:
+        await backend(req).call("POST", "/logout", sess.get("token"))
+    except ApiError as exc:
+        if exc.status not in (401, 403):  # an expired or revoked token is signed out already
+            raise
+    finally:
+        sess.clear()
+    return fh.HtmxResponseHeaders(redirect="/")

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from bishop_contracts.languages import LANGUAGES
 from fasthtml import common as fh
 from starlette.requests import Request
 
@@ -76,10 +77,26 @@ async def create_avatar(req: Request, sess, name: str = "") -> Any:
     return AvatarList(await api(req, sess, "GET", "/avatars"))
 
 
+def LanguageSelect(current: str) -> Any:
+    """The languages the voices speak; an older avatar's other code stays shown until changed."""
+    choices = dict(LANGUAGES) if current in LANGUAGES else {current: current, **LANGUAGES}
+    return fh.Div(
+        fh.Label("Language", fr="language"),
+        fh.Select(
+            *[
+                fh.Option(name, value=code, selected=code == current)
+                for code, name in choices.items()
+            ],
+            name="language",
+            id="language",
+        ),
+    )
+
+
 def PersonaForm(avatar: dict[str, Any]) -> Any:
     return fh.Form(
         *[Field(label, name, avatar[name], kind="textarea") for name, label in PERSONA],
-        Field("Language (ISO code)", "language", avatar["language"], maxlength=8),
+        LanguageSelect(avatar["language"]),
         fh.Div(fh.Button("Save persona", type="submit"), cls="row", style="margin-top:.8rem"),
         hx_put=f"/avatars/{avatar['id']}",
         hx_target="#avatar-head",

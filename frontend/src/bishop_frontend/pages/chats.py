@@ -323,4 +323,6 @@ async def _events(upstream: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, di
 
 @ar("/avatars/{aid}/chats/{cid}/replies/{rid}/dub", methods=["get"])
 async def dub(req: Request, sess, aid: str, cid: str, rid: str) -> Any:
-    return await relay(req, sess, f"/avatars/{aid}/chat/{cid}/msgs/{rid}/response/dub", "audio/wav")
+    return await relay(
+        req, sess, f"/avatars/{aid}/chat/{cid}/msgs/{rid}/response/dub", playable=("audio/",)
+    )

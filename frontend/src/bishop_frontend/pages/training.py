@@ -66,6 +66,15 @@ def MaterialRow(aid: str, m: dict[str, Any]) -> Any:
             cls="row",
         ),
         fh.P(m["status_detail"], cls="error") if m.get("status_detail") else "",
+        # The voice sample plays here, so the user hears what the voice is cloned from.
+        fh.Audio(
+            controls=True,
+            preload="none",
+            src=f"/avatars/{aid}/train/materials/{mid}/download",
+            aria_label=f"voice sample {m['filename']}",
+        )
+        if m["type"] == "voice_synthesis"
+        else "",
         fh.Div(id=f"preview-{mid}", cls="muted"),
         id=f"material-{mid}",
     )
@@ -207,13 +216,7 @@ async def materials_list(req: Request, sess, aid: str) -> Any:
 
 @ar("/avatars/{aid}/train/upload", methods=["post"])
 async def upload(req: Request, sess, aid: str) -> Any:
-    limit = req.app.state.settings.max_upload_bytes
-    if int(req.headers.get("content-length") or 0) > limit:
-        fh.add_toast(
-            sess, f"File upload failed! The files are larger than {limit // 2**20} MiB.", "error"
-        )
-        return await materials_list(req, sess, aid)
-    form = await req.form()
+    form = await req.form()  # read by then, within the upload limit (`limits.BodyLimit`)
     files = [f for f in form.getlist("file") if isinstance(f, UploadFile) and f.filename]
     try:
         await api(
@@ -255,7 +258,7 @@ async def preview(req: Request, sess, aid: str, mid: str) -> Any:
 @ar("/avatars/{aid}/train/materials/{mid}/download", methods=["get"])
 async def download(req: Request, sess, aid: str, mid: str) -> Any:
     path = f"/avatars/{aid}/train/materials/{mid}/download"
-    return await relay(req, sess, path, "application/octet-stream")
+    return await relay(req, sess, path, playable=("audio/", "video/"))
 
 
 async def _status(req: Request, sess, aid: str) -> Any:

@@ -6,6 +6,11 @@ from bishop_infra.state.base import LockTimeout, State
 from bishop_infra.state.memory import MemoryState
 
 _memory: dict[str, MemoryState] = {}
+# Each open reply stream holds a pub/sub connection of its own, beside the commands' ones;
+# redis-py's pool (100 connections by default since redis-py 8) refused the next one with
+# "Too many connections" as soon as a hundred users waited for replies at once. A URL's own
+# `max_connections` wins.
+REDIS_MAX_CONNECTIONS = 2000
 
 
 def state_from_url(url: str) -> State:
@@ -19,6 +24,7 @@ def state_from_url(url: str) -> State:
 
         query = dict(parse_qsl(parts.query))
         prefix = query.pop("prefix", "bishop:")
+        query.setdefault("max_connections", str(REDIS_MAX_CONNECTIONS))
         client = Redis.from_url(parts._replace(query=urlencode(query)).geturl())
         return RedisState(client, prefix=prefix)
     raise ValueError(f"unsupported state URL {url!r}: use redis://host:port/db or memory://")

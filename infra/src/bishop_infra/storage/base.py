@@ -24,8 +24,11 @@ class Storage(ABC):
         """Store `size` bytes read from the file object `body`."""
 
     @abstractmethod
-    def read_stream(self, key: str) -> AsyncIterator[bytes]:
-        """Yield the object's bytes in chunks; raises ObjectNotFound before the first chunk."""
+    def read_stream(
+        self, key: str, start: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Yield the object's bytes in chunks, from `start`, `length` of them (None: to the end);
+        raises ObjectNotFound before the first chunk."""
 
     @abstractmethod
     async def size(self, key: str) -> int:

@@ -37,14 +37,24 @@ class LocalStorage(Storage):
             os.unlink(tmp)
             raise
 
-    async def read_stream(self, key: str) -> AsyncIterator[bytes]:
+    async def read_stream(
+        self, key: str, start: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
         path = self._path(key)
         try:
             handle = await asyncio.to_thread(path.open, "rb")
         except (FileNotFoundError, IsADirectoryError):
             raise ObjectNotFound(key) from None
         try:
-            while chunk := await asyncio.to_thread(handle.read, CHUNK_SIZE):
+            handle.seek(start)
+            left = length
+            while left is None or left > 0:
+                want = CHUNK_SIZE if left is None else min(CHUNK_SIZE, left)
+                chunk = await asyncio.to_thread(handle.read, want)
+                if not chunk:
+                    break
+                if left is not None:
+                    left -= len(chunk)
                 yield chunk
         finally:
             handle.close()

@@ -40,9 +40,15 @@ class S3Storage(Storage):
             content_type=content_type,
         )
 
-    async def read_stream(self, key: str) -> AsyncIterator[bytes]:
+    async def read_stream(
+        self, key: str, start: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        if length == 0:
+            return
         try:
-            response = await asyncio.to_thread(self.client.get_object, self.bucket, check_key(key))
+            response = await asyncio.to_thread(
+                self.client.get_object, self.bucket, check_key(key), start, length or 0
+            )
         except MinioException as exc:
             if _is_missing(exc):
                 raise ObjectNotFound(key) from None

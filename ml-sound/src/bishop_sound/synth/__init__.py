@@ -10,6 +10,10 @@ def load_synthesizer(settings: SoundSettings) -> Synthesizer:
         from bishop_sound.synth.xtts import XttsSynthesizer
 
         return XttsSynthesizer.load(settings)
+    if settings.tts_backend == "llasa":
+        from bishop_sound.synth.llasa import LlasaSynthesizer
+
+        return LlasaSynthesizer.load(settings)
     from bishop_sound.synth.demo import EspeakSynthesizer
 
     return EspeakSynthesizer()

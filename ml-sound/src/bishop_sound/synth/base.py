@@ -2,10 +2,16 @@
 at a time, because a model's inference state is not safe to share."""
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+class StaleConditioning(Exception):
+    """A cached conditioning this backend cannot use (another codec, another format): it is
+    computed again from the samples."""
 
 
 class Synthesizer(ABC):
@@ -13,6 +19,8 @@ class Synthesizer(ABC):
     sample_rate: int  # of the speech it produces
     input_rate: int  # voice samples are prepared at this rate
     max_chars = 200  # the longest text one call takes well
+    # The avatar languages (bishop_contracts.languages codes) it speaks; empty: all of them.
+    languages: Sequence[str] = ()
     # False for backends that speak in a fixed voice: the reply then says it is not cloned.
     clones_voices: bool = True
 
@@ -33,4 +41,5 @@ class Synthesizer(ABC):
         raise NotImplementedError
 
     def loads(self, data: bytes) -> Any:
+        """The conditioning `dumps` stored; raises StaleConditioning if it cannot be used."""
         raise NotImplementedError

@@ -14,7 +14,8 @@ import numpy as np
 from bishop_sound.audio import AudioError
 from bishop_sound.synth.base import Synthesizer
 
-_VOICES = {"ru": "ru", "en": "en-us", "uk": "uk", "de": "de", "fr": "fr", "es": "es"}
+# Avatar language codes that espeak-ng names otherwise; the others it knows by the same code.
+_VOICES = {"en": "en-us", "zh": "cmn"}
 
 # speak_lib.h
 _AUDIO_OUTPUT_SYNCHRONOUS = 2

@@ -17,6 +17,11 @@ log = logging.getLogger("bishop.sound")
 XTTS_V2 = "tts_models/multilingual/multi-dataset/xtts_v2"
 
 
+# XTTS names Mandarin "zh-cn"; avatars say "zh".
+_XTTS_CODES = {"zh": "zh-cn"}
+_AVATAR_CODES = {v: k for k, v in _XTTS_CODES.items()}
+
+
 class XttsSynthesizer(Synthesizer):
     name = "xtts"
     input_rate = 22050  # what XTTS's conditioning expects
@@ -56,8 +61,8 @@ class XttsSynthesizer(Synthesizer):
         return cls(model, config, device, settings.xtts_preset_speaker)
 
     @property
-    def languages(self) -> list[str]:
-        return list(self.config.languages)
+    def languages(self) -> list[str]:  # type: ignore[override]  # a property here
+        return [_AVATAR_CODES.get(code, code) for code in self.config.languages]
 
     def conditioning(self, samples: list[Path]) -> Any:
         import torch
@@ -107,7 +112,7 @@ class XttsSynthesizer(Synthesizer):
         with torch.inference_mode():
             out = self.model.inference(
                 text,
-                language,
+                _XTTS_CODES.get(language, language),
                 conditioning["gpt_cond_latent"],
                 conditioning["speaker_embedding"],
                 enable_text_splitting=False,
