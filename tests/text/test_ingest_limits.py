@@ -22,6 +22,8 @@ from bishop_text.ingest.clean import chunks, clean
 from bishop_text.ingest.media import Transcriber
 from bishop_text.settings import TextSettings, get_settings
 
+from tests.text.hostile import VOICE_EXPORT, docx
+
 MiB = 1 << 20
 # Never loaded: no material here reaches speech recognition.
 NO_WHISPER = Transcriber("never-loaded")
@@ -166,24 +168,6 @@ def test_a_pathological_text_at_the_limit_is_processed_in_bounded_time(tmp_path:
 # Archives: checked by their central directory before a byte is unpacked.
 
 
-def _export(messages: list[dict]) -> bytes:
-    return json.dumps({"name": "Анна", "messages": messages}, ensure_ascii=False).encode()
-
-
-VOICE_EXPORT = _export(
-    [
-        {"type": "message", "from": "Иван", "text": "Привет!"},
-        {
-            "type": "message",
-            "from": "Анна",
-            "text": "Привет.",
-            "media_type": "voice_message",
-            "file": "voice_messages/audio_1.ogg",
-        },
-    ]
-)
-
-
 def _zeros(archive: zipfile.ZipFile, name: str, mib: int) -> None:
     with archive.open(name, "w", force_zip64=True) as member:
         for _ in range(mib):
@@ -316,26 +300,8 @@ def test_a_header_that_lies_about_its_size_gets_nothing_through(
     assert cost["seconds"] < 2.0 and cost["peak_mib"] < 4, cost
 
 
-def _docx(path: Path, paragraphs: int) -> Path:
-    import docx
-
-    base = path.with_suffix(".base.docx")
-    document = docx.Document()
-    document.add_paragraph("x")
-    document.save(base)
-    with zipfile.ZipFile(base) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
-        for member in source.infolist():
-            data = source.read(member)
-            if member.filename == "word/document.xml":
-                body = data.index(b"<w:body>") + len(b"<w:body>")
-                p = "<w:p><w:r><w:t>Импульс — это произведение массы на скорость.</w:t></w:r></w:p>"
-                data = data[:body] + p.encode() * paragraphs + data[body:]
-            z.writestr(member, data)
-    return path
-
-
 def test_a_docx_bomb_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
-    bomb = _docx(tmp_path / "bomb.docx", 100_000)  # 12 MB of XML in 75 KB: 7 s in python-docx
+    bomb = docx(tmp_path / "bomb.docx", 100_000)  # 12 MB of XML in 75 KB: 7 s in python-docx
     assert bomb.stat().st_size < 200_000
     start = time.perf_counter()
     with pytest.raises(
@@ -345,7 +311,7 @@ def test_a_docx_bomb_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
     assert time.perf_counter() - start < 1.0
 
     # Within the ratio, the XML still counts against the text limit.
-    small = _docx(tmp_path / "small.docx", 2_000)
+    small = docx(tmp_path / "small.docx", 2_000)
     with pytest.raises(MaterialError, match=r"DOCX file's text unpacks to .* of XML; the limit"):
         ingest(small, "document", "docx", limits(text_bytes=100_000))
     assert ingest(small, "document", "docx").text.startswith("Импульс")

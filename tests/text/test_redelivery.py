@@ -11,15 +11,15 @@ import pytest
 from bishop_contracts import events as ev
 from bishop_contracts.topics import Topic
 from bishop_infra.bus import bus_from_url
-from bishop_text import worker as text_worker
 from bishop_text.ingest import Transcript
 from bishop_text.ingest.clean import chunks
 from bishop_text.settings import TextSettings
 from bishop_text.worker import TextWorker
 from urllib3.exceptions import MaxRetryError
 
-from tests.support.calls import counted, failing_first
+from tests.support.calls import counted, failing_first, storage_down
 from tests.support.probe import BusProbe
+from tests.text import hostile
 from tests.text.corpus import lecture
 
 OUTPUTS = (Topic.MATERIAL_STATUS, Topic.TRAIN_STATUS, Topic.SAVE_RESPONSE, Topic.WORKER_HEALTH)
@@ -50,6 +50,7 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[TextWorker, BusProbe]]:
     yield worker, probe
     await worker.bus.stop()
     await worker.jobs.shutdown()
+    await worker.ingest.close()
     await probe.bus.stop()
 
 
@@ -116,7 +117,7 @@ async def test_a_redelivered_material_is_not_ingested_again(
     running: tuple[TextWorker, BusProbe], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     worker, probe = running
-    extracted = counted(monkeypatch, text_worker, "extract")
+    extracted = counted(monkeypatch, worker.ingest, "transcript")
     upload = await text_material(worker)
     await probe.publish(Topic.MATERIALS, upload)
     await probe.publish(Topic.MATERIALS, upload)
@@ -186,17 +187,33 @@ async def test_a_redelivered_train_start_is_not_trained_again(
     assert not probe.all(of("train_failed", run_id=start.run_id))
 
 
+def stream_failing_first(monkeypatch: pytest.MonkeyPatch, storage: Any, times: int) -> list[int]:
+    """`storage.read_stream` raises `storage_down()` the first `times` calls, then works."""
+    original = storage.read_stream
+    failures = [0]
+
+    async def flaky(key: str, *args: Any, **kwargs: Any) -> AsyncIterator[bytes]:
+        if failures[0] < times:
+            failures[0] += 1
+            raise storage_down()
+        async for chunk in original(key, *args, **kwargs):
+            yield chunk
+
+    monkeypatch.setattr(storage, "read_stream", flaky)
+    return failures
+
+
 async def test_storage_down_while_fetching_a_material_is_retried_not_failed(
     running: tuple[TextWorker, BusProbe], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     worker, probe = running
-    failing_first(monkeypatch, worker.storage, "get_bytes", times=1)
+    stream_failing_first(monkeypatch, worker.storage, times=1)
     upload = await text_material(worker)
     with pytest.raises(MaxRetryError):
         await worker.on_material(upload)
 
     # Through the bus: retried while the outage lasts, then processed.
-    failures = failing_first(monkeypatch, worker.storage, "get_bytes", times=2)
+    failures = stream_failing_first(monkeypatch, worker.storage, times=2)
     upload = await text_material(worker)
     await probe.publish(Topic.MATERIALS, upload)
     await probe.wait_for(of("material_processed", material_id=upload.material_id), timeout=30)
@@ -207,13 +224,10 @@ async def test_storage_down_while_fetching_a_material_is_retried_not_failed(
 async def test_an_oserror_from_extraction_fails_the_material(
     running: tuple[TextWorker, BusProbe], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A decoder's OSError is the file's fault, not an outage: failed at once, with a reason."""
+    """A decoder's OSError is the file's fault, not an outage: failed at once, with a reason;
+    raised in the ingest child, it reaches the worker as itself."""
     worker, probe = running
-
-    def broken(*args: Any) -> Transcript:
-        raise OSError("the decoder gave up")
-
-    monkeypatch.setattr(text_worker, "extract", broken)
+    monkeypatch.setattr(worker.ingest, "extract", hostile.extract_whose_decoder_gives_up)
     upload = await text_material(worker)
     await worker.on_material(upload)
     failed = await probe.wait_for(of("material_failed", material_id=upload.material_id))

@@ -3,7 +3,7 @@ gives its memory (and GPU) back. Progress comes back over a queue and goes out a
 
 A run's heartbeat is kept in the shared state; a run whose worker died stops beating, and any
 ml-text worker then reports it failed, so no avatar stays `training` forever. The run's child
-process dies with its worker, however the worker ends (see `_die_with_parent`).
+process dies with its worker, however the worker ends (see `child_process.die_with_parent`).
 
 A run outlives the `train_start` handler that began it, so the bus cannot retry what fails in
 it: the run itself waits out an outage of storage, state or bus (`_outlasting`).
@@ -11,21 +11,16 @@ it: the run itself waits out an outage of storage, state or bus (`_outlasting`).
 
 import asyncio
 import contextlib
-import ctypes
 import functools
 import io
 import json
 import logging
 import math
-import multiprocessing
 import os
 import queue
 import shutil
-import signal
-import sys
 import tarfile
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -44,6 +39,7 @@ from bishop_infra.storage import Storage
 from bishop_infra.worker import TempRoot
 
 from bishop_text import dataset as datasets
+from bishop_text.child_process import die_with_parent, spawn_context
 from bishop_text.ingest import Transcript
 from bishop_text.settings import TextSettings
 from bishop_text.train import ARTIFACT_FILE, Stopped, TrainArgs
@@ -55,8 +51,6 @@ DEAD_AFTER_SECONDS = 45.0
 STOP_GRACE_SECONDS = 10.0
 OUTAGE_FIRST_DELAY = 0.5
 OUTAGE_MAX_DELAY = 10.0
-PARENT_POLL_SECONDS = 1.0
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 T = TypeVar("T")
 
 
@@ -86,7 +80,7 @@ class TrainingJobs:
         self.temp = temp or TempRoot("ml-text", settings.temp_dir)
         self.running: dict[uuid.UUID, Job] = {}  # by avatar
         self._closing = False
-        self._context = multiprocessing.get_context("spawn")
+        self._context = spawn_context()
 
     async def start(self, event: ev.TrainStart) -> None:
         if event.run_id is None:
@@ -382,7 +376,7 @@ class TrainingJobs:
 
 def _child(args: dict[str, Any], messages: Any, stop: Any, parent: int, work: str) -> None:
     """The training process."""
-    _die_with_parent(parent)
+    die_with_parent(parent)
     # The trainer's own scratch goes into the run's folder, inside the worker's temp root, so
     # what a killed run leaves behind is swept with the root.
     tempfile.tempdir = work
@@ -399,37 +393,6 @@ def _child(args: dict[str, Any], messages: Any, stop: Any, parent: int, work: st
         messages.put(("stopped", None))
     except Exception as exc:
         messages.put(("error", _reason(exc)))
-
-
-def _die_with_parent(parent: int) -> None:
-    """End this process when the worker that started it ends, even by SIGKILL, which gives
-    the worker no chance to stop it: the kernel's parent-death signal where there is one
-    (Linux), and everywhere a thread that watches the parent."""
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
-                log.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
-        except (OSError, AttributeError):
-            log.warning("prctl is not available; the parent is watched instead")
-    # A parent that died before the signal was asked for never sends it.
-    if _parent_gone(parent):
-        os._exit(1)
-    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
-
-
-def _parent_gone(parent: int) -> bool:
-    if os.name == "posix" and os.getppid() != parent:
-        return True  # re-parented (to init or a subreaper): the worker is gone
-    # Where pids say nothing (Windows), multiprocessing's handle on the parent does.
-    handle = multiprocessing.parent_process()
-    return handle is not None and not handle.is_alive()
-
-
-def _watch_parent(parent: int) -> None:
-    while not _parent_gone(parent):
-        time.sleep(PARENT_POLL_SECONDS)
-    os._exit(1)
 
 
 def _failure(exc: BaseException) -> str:

@@ -49,6 +49,14 @@ class TextSettings(InfraSettings):
     ingest_max_archive_files: int = 10_000
     ingest_max_export_json_mib: float = 200.0  # a Telegram export's result.json, parsed whole
     ingest_max_document_minutes: float = 10.0  # reading a PDF, checked between its pages
+    # Materials are processed in a process of their own, beside the replies; one still being
+    # processed after this long has that process killed, and fails with the limit as its
+    # reason. Transcribing an hour of speech on a CPU takes some 5-20 minutes.
+    ingest_seconds_per_material: float = 1800.0
+    # idle: that process only gets the CPU time nothing else wants (Linux's SCHED_IDLE), so
+    # replies keep their pace; but while training on the CPU takes every core, materials wait
+    # for it, and may run into the time limit. low: nice 19. normal: as the worker.
+    ingest_cpu_priority: Literal["idle", "low", "normal"] = "idle"
 
     @property
     def resolved_cache_dir(self) -> Path:

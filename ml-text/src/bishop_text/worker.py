@@ -1,9 +1,10 @@
 """The ml-text worker process: materials to transcripts, training runs, and replies.
 
-Three consumers, so that a long transcription never delays a chat reply: materials, training
-(whose runs go to child processes), and replies with health checks. Each skips the events it
-has handled before (by event id, in the shared state). An outage of storage, state or bus is
-raised for the bus to retry; only what is the event's own fault fails the material or reply.
+Three consumers, so that a long transcription never delays a chat reply: materials (processed
+in a child process of their own, see `ingest.isolated`), training (whose runs go to child
+processes), and replies with health checks. Each skips the events it has handled before (by
+event id, in the shared state). An outage of storage, state or bus is raised for the bus to
+retry; only what is the event's own fault fails the material or reply.
 """
 
 import asyncio
@@ -24,16 +25,16 @@ from bishop_infra.worker import TempRoot, health_answer, make_bus, run_process, 
 
 from bishop_text.chat_format import Turn
 from bishop_text.generate import Engine, Version, conversation
-from bishop_text.ingest import MaterialError, Transcript, extension, extract
+from bishop_text.ingest import MaterialError, Transcript, extension
+from bishop_text.ingest.isolated import IngestProcess, Material, Whisper
 from bishop_text.ingest.limits import Limits
-from bishop_text.ingest.media import Transcriber
 from bishop_text.jobs import TrainingJobs
-from bishop_text.models import demo_whisper
 from bishop_text.retrieval import Bm25, Passage
 from bishop_text.settings import TextSettings
 
 WORKER = "ml-text"
 INDEX_CACHE_SIZE = 64
+TRANSCRIPT_FILE = "transcript.json"
 log = logging.getLogger("bishop.text")
 
 
@@ -55,7 +56,9 @@ class TextWorker:
         self.engine = Engine(settings)
         self.temp = TempRoot(WORKER, settings.temp_dir)
         self.jobs = TrainingJobs(settings, self.storage, self.bus, self.state, temp=self.temp)
-        self._transcriber: Transcriber | None = None
+        self.ingest = IngestProcess(
+            self._whisper(), settings.ingest_seconds_per_material, settings.ingest_cpu_priority
+        )
         # One index per set of transcripts: a changed set is a new key; old ones age out.
         self._indexes: OrderedDict[tuple[str, ...], Bm25] = OrderedDict()
         materials = HandledEvents(self.state, f"{group}-materials")
@@ -73,16 +76,12 @@ class TextWorker:
             replies.once(self.on_reply, skip=lambda e: isinstance(e, ev.HealthCheck)),
         )
 
-    @property
-    def transcriber(self) -> Transcriber:
-        if self._transcriber is None:
-            model = self.settings.resolved_whisper_model
-            if self.settings.profile == "demo" and not self.settings.whisper_model:
-                model = str(demo_whisper(self.settings.resolved_cache_dir))
-            self._transcriber = Transcriber(
-                model, "cpu" if self.settings.device == "auto" else self.settings.device
-            )
-        return self._transcriber
+    def _whisper(self) -> Whisper:
+        s = self.settings
+        device = "cpu" if s.device == "auto" else s.device
+        if s.profile == "demo" and not s.whisper_model:
+            return Whisper("", device, demo_folder=str(s.resolved_cache_dir))
+        return Whisper(s.resolved_whisper_model, device)
 
     # materials
 
@@ -94,48 +93,60 @@ class TextWorker:
             Topic.MATERIAL_STATUS,
             ev.MaterialProcessing(event_id=derive_event_id(event.event_id, "processing"), **ids),
         )
-        try:
-            transcript = await self._transcript(event)
-        except (MaterialError, ObjectNotFound) as exc:
-            reason = (
-                "the file is missing from storage" if isinstance(exc, ObjectNotFound) else str(exc)
-            )
-            outcome: ev.Event = ev.MaterialFailed(reason=reason, **ids)
-        except Exception as exc:
-            if is_transient(exc) and not isinstance(exc, NotAnOutage):
-                raise  # storage down: the bus retries the event once it is back
-            log.exception("material %s could not be processed", event.material_id)
-            cause = exc.__cause__ if isinstance(exc, NotAnOutage) else exc
-            outcome = ev.MaterialFailed(reason=f"processing failed: {type(cause).__name__}", **ids)
-        else:
-            key = f"{avatar_prefix_of(event.url)}transcripts/{event.material_id}.json"
-            await self.storage.put_bytes(key, transcript.to_json(), "application/json")
-            outcome = ev.MaterialProcessed(transcript_url=key, stats=transcript.stats, **ids)
+        with self.temp.folder("bishop-material-") as tmp:
+            folder = Path(tmp)
+            try:
+                stats = await self._transcript(event, folder)
+            except (MaterialError, ObjectNotFound) as exc:
+                reason = (
+                    "the file is missing from storage"
+                    if isinstance(exc, ObjectNotFound)
+                    else str(exc)
+                )
+                outcome: ev.Event = ev.MaterialFailed(reason=reason, **ids)
+            except Exception as exc:
+                if is_transient(exc) and not isinstance(exc, NotAnOutage):
+                    raise  # storage down: the bus retries the event once it is back
+                log.exception("material %s could not be processed", event.material_id)
+                cause = exc.__cause__ if isinstance(exc, NotAnOutage) else exc
+                outcome = ev.MaterialFailed(
+                    reason=f"processing failed: {type(cause).__name__}", **ids
+                )
+            else:
+                key = f"{avatar_prefix_of(event.url)}transcripts/{event.material_id}.json"
+                written = folder / TRANSCRIPT_FILE
+                with written.open("rb") as body:
+                    await self.storage.put_stream(
+                        key, body, written.stat().st_size, "application/json"
+                    )
+                outcome = ev.MaterialProcessed(transcript_url=key, stats=stats, **ids)
         await self.bus.publish(
             Topic.MATERIAL_STATUS,
             outcome.model_copy(update={"event_id": derive_event_id(event.event_id, "outcome")}),
         )
 
-    async def _transcript(self, event: ev.MaterialUploaded) -> Transcript:
-        data = await self.storage.get_bytes(event.url)
-        with self.temp.folder("bishop-material-") as tmp:
-            path = Path(tmp) / f"material{PurePosixPath(event.url).suffix}"
-            await asyncio.to_thread(path.write_bytes, data)
-            try:
-                return await asyncio.to_thread(
-                    extract,
-                    path,
-                    event.kind,
-                    extension(event.url),
-                    event.person or "",
-                    event.language,
-                    self.transcriber,
-                    Limits.from_settings(self.settings),
-                )
-            except MaterialError:
-                raise
-            except Exception as exc:
-                raise NotAnOutage(f"{type(exc).__name__}: {exc}") from exc
+    async def _transcript(self, event: ev.MaterialUploaded, folder: Path) -> dict[str, float]:
+        """The material's transcript, as TRANSCRIPT_FILE in `folder`; its stats."""
+        path = folder / f"material{PurePosixPath(event.url).suffix}"
+        # A chunk at a time: the worker never holds an upload whole (200 MiB is allowed).
+        with path.open("wb") as out:
+            async for chunk in self.storage.read_stream(event.url):
+                await asyncio.to_thread(out.write, chunk)
+        material = Material(
+            file=path,
+            kind=event.kind,
+            ext=extension(event.url),
+            person=event.person or "",
+            language=event.language,
+            limits=Limits.from_settings(self.settings),
+            transcript_file=folder / TRANSCRIPT_FILE,
+        )
+        try:
+            return await self.ingest.transcript(material)
+        except MaterialError:
+            raise
+        except Exception as exc:
+            raise NotAnOutage(f"{type(exc).__name__}: {exc}") from exc
 
     # training
 
@@ -262,6 +273,7 @@ class TextWorker:
             if sweeper is not None:
                 sweeper.cancel()
             await self.jobs.shutdown()
+            await self.ingest.close()
             await asyncio.gather(sweeping, return_exceptions=True)
             await asyncio.to_thread(self.temp.remove)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bishop_text.ingest import archive
 from bishop_text.ingest.errors import MaterialError
-from bishop_text.ingest.limits import Limits, size
+from bishop_text.ingest.limits import Limits, duration, size
 
 _SUBTITLE_NOISE = re.compile(r"^(\d+|WEBVTT.*|\d{2}:\d{2}[:.,\d]*\s*-->\s*[\d:.,]+.*)$")
 
@@ -73,7 +73,7 @@ def read_pdf(path: Path, limits: Limits) -> str:
             if time.monotonic() > deadline:
                 raise MaterialError(
                     f"reading the PDF took longer than the limit of "
-                    f"{_duration(limits.document_seconds)} (stopped after {len(pages)} pages)"
+                    f"{duration(limits.document_seconds)} (stopped after {len(pages)} pages)"
                 )
             pages.append(page.extract_text() or "")
             characters += len(pages[-1])
@@ -85,9 +85,3 @@ def read_pdf(path: Path, limits: Limits) -> str:
     except (PdfReadError, ValueError, KeyError) as exc:
         raise MaterialError("the PDF file is corrupt") from exc
     return "\n\n".join(pages)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f} seconds"
-    return f"{seconds / 60:.1f}".removesuffix(".0") + " minutes"

@@ -38,3 +38,10 @@ def size(n: float) -> str:
         if n >= unit:
             return f"{n / unit:.1f}".removesuffix(".0") + f" {name}"
     return f"{int(n)} bytes"
+
+
+def duration(seconds: float) -> str:
+    """A time limit as a person reads it: "30 seconds", "1.5 minutes"."""
+    if seconds < 60:
+        return f"{seconds:g} second" + ("" if seconds == 1 else "s")
+    return f"{seconds / 60:.1f}".removesuffix(".0") + " minutes"

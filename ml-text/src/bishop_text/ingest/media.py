@@ -3,6 +3,7 @@ ffmpeg, shared with the sound worker), goes to whisper as samples."""
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,25 @@ SAMPLE_RATE = 16000  # whisper's
 
 
 class Transcriber:
-    """One whisper model per worker, loaded on first use; calls are serialised."""
+    """One whisper model per worker, loaded on first use; calls are serialised.
 
-    def __init__(self, model: str, device: str = "cpu", max_tokens: int = 224) -> None:
-        self.model_name = model
+    `model`: a size name or a checkpoint file, or what makes one when it is first needed (the
+    demo's, built on first use)."""
+
+    def __init__(
+        self, model: str | Callable[[], str], device: str = "cpu", max_tokens: int = 224
+    ) -> None:
+        self._model_name = model
         self.device = device
         self.max_tokens = max_tokens  # per 30-second window; whisper's default is 224
         self._model: Any = None
         self._lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        if callable(self._model_name):
+            self._model_name = self._model_name()
+        return self._model_name
 
     def _load(self) -> Any:
         if self._model is None:
