@@ -490,7 +490,7 @@ async def child(config_path: Path) -> None:
         probe.trace_gc()
     if options.trace and app is not None:
         probe.trace_engine(app.state.infra.engine.sync_engine)
-    if options.serialize_sqlite_writes and app is not None:
+    if options.serialize_sqlite_writes and app is not None and settings.database_url == "":
         serialize_sqlite_writes(app.state.infra.engine.sync_engine)
     watching = asyncio.create_task(probe.watch())
     print(READY, flush=True)
