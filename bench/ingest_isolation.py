@@ -99,18 +99,7 @@ class Materials:
         worker.bus.publish = publish  # type: ignore[method-assign]
 
     async def upload(self, path: Path, kind: str) -> ev.MaterialUploaded:
-        key = f"{self.prefix}{kind}/{uuid.uuid4()}{path.suffix}"
-        data = await asyncio.to_thread(path.read_bytes)
-        await self.worker.storage.put_bytes(key, data, "application/octet-stream")
-        return ev.MaterialUploaded(
-            avatar_id=uuid.UUID(self.prefix.split("/")[3]),
-            material_id=uuid.uuid4(),
-            type="basic",
-            kind=kind,  # type: ignore[arg-type]
-            url=key,
-            filename=path.name,
-            person="Анна",
-        )
+        return await hostile.upload(self.worker.storage, self.prefix, path, kind)
 
     async def hostile(self, text_bytes: int) -> list[tuple[str, ev.MaterialUploaded]]:
         made = []

@@ -4,13 +4,18 @@ and bench/ingest_isolation.py.
 Imported by the ingest child too (the stand-ins are sent to it by name): stdlib only at the top.
 """
 
+import asyncio
 import json
 import os
 import signal
 import time
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
+
+from bishop_contracts import events as ev
+from bishop_infra.storage import Storage
 
 MiB = 1 << 20
 
@@ -121,4 +126,20 @@ def extract_naming_its_transcriber(path: Path, *args: Any) -> Any:
     transcriber = args[4]
     return Transcript(
         text="", passages=[], stats={"transcriber": id(transcriber), "pid": os.getpid()}
+    )
+
+
+async def upload(storage: Storage, prefix: str, path: Path, kind: str) -> ev.MaterialUploaded:
+    """Put `path` under the avatar `prefix` in storage, as the backend does with an upload."""
+    key = f"{prefix}{kind}/{uuid.uuid4()}{path.suffix}"
+    data = await asyncio.to_thread(path.read_bytes)
+    await storage.put_bytes(key, data, "application/octet-stream")
+    return ev.MaterialUploaded(
+        avatar_id=uuid.UUID(prefix.split("/")[3]),
+        material_id=uuid.uuid4(),
+        type="basic",
+        kind=kind,  # type: ignore[arg-type]
+        url=key,
+        filename=path.name,
+        person="Анна",
     )
