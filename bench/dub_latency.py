@@ -2,9 +2,10 @@
 
 A 5-sentence reply is dubbed by the real ml-sound path (memory bus, local storage): the first
 `dub_chunk` is announced when its sentence is stored; the complete dub after the last one.
-The XTTS and LLaSA here are the tiny random-weight models of the tests: their timings show the
-pipeline's shape, not real XTTS v2 or Llasa-1B speed. The LLaSA reply is English (the language
-check of Llasa-1B-Multilingual refuses Russian); its voice prompt is the tests' 3 s.
+The XTTS, LLaSA and OmniVoice here are the tiny random-weight models of the tests: their timings
+show the pipeline's shape, not real XTTS v2, Llasa-1B or OmniVoice speed. The LLaSA reply is
+English (the language check of Llasa-1B-Multilingual refuses Russian); its voice prompt, and
+OmniVoice's, is the tests' 3 s. OmniVoice unmasks in its default 32 steps.
 
     uv run python -m bench.dub_latency --runs 5
 """
@@ -23,7 +24,7 @@ from bishop_sound import worker as sound_worker
 from bishop_sound.audio import read_wav
 from bishop_sound.settings import SoundSettings
 
-from tests.sound import media, tiny_llasa, tiny_xtts
+from tests.sound import media, tiny_llasa, tiny_omnivoice, tiny_xtts
 
 REPLY = {
     "ru": (
@@ -101,6 +102,10 @@ async def main(runs: int) -> None:
             "llasa (tiny, random weights)": {
                 **tiny_llasa.build(root / "llasa"),
                 "llasa_prompt_seconds": 3.0,
+            },
+            "omnivoice (tiny, random weights)": {
+                **tiny_omnivoice.build(root / "omnivoice"),
+                "omnivoice_prompt_seconds": 3.0,
             },
         }
         columns = [

@@ -1,8 +1,12 @@
 """Many users at once: errors, lost replies, send and time-to-text percentiles, memory.
 
-Every user signs up, logs in, creates an avatar and a chat (all users together, then), sends
-`--messages` messages one after another, each time waiting for the reply's `text` event on its
-SSE stream. The backend runs in a process of its own (embedded: with the responder in it, as
+Every user signs up, logs in, creates an avatar and a chat, then sends `--messages` messages
+one after another, each time waiting for the reply's `text` event on its SSE stream. All users
+begin at once, and each starts talking as soon as it is set up (sign-ups queue on the password
+hashing, so users arrive over seconds, as a crowd does); `--together` holds every user back until
+all are set up, so that all first messages come in the same instant (the worst case).
+
+The backend runs in a process of its own (embedded: with the responder in it, as
 `bishop up` runs; servers: the responder is a third process, as compose runs it), so the
 users' client takes none of its CPU and the memory figures are the backend's own.
 
@@ -68,6 +72,8 @@ class Options:
     reply_timeout: float = 60.0
     # Seconds a user waits after a reply before the next message (0: at once).
     think: float = 0.0
+    # Every user's first message in the same instant, once all users are set up.
+    together: bool = False
     backend: dict[str, str] = field(default_factory=dict)  # settings changed for the run
     text: dict[str, str] = field(default_factory=dict)  # ml-text settings (demo responder)
     trace: bool = False
@@ -237,19 +243,37 @@ async def load(url: str, options: Options, phase: Callable[[str], None]) -> dict
         crowd = Users(client, tally, options.reply_timeout, options.think)
         phase("setup")
         start = time.perf_counter()
-        chats = await asyncio.gather(*(crowd.setup(n) for n in range(1, users + 1)))
-        setup_s = time.perf_counter() - start
-        phase("messages")
-        start = tally.began = time.perf_counter()
-        await asyncio.gather(
-            *(crowd.talk(chat, n, messages) for n, chat in enumerate(chats, 1) if chat is not None)
-        )
+        if options.together:
+            chats = await asyncio.gather(*(crowd.setup(n) for n in range(1, users + 1)))
+            setup_s = time.perf_counter() - start
+            phase("messages")
+            start = tally.began = time.perf_counter()
+            await asyncio.gather(
+                *(crowd.talk(chat, n, messages) for n, chat in enumerate(chats, 1) if chat)
+            )
+        else:
+            tally.began = start
+            ready: list[float] = []
+
+            async def arrive(n: int) -> None:
+                chat = await crowd.setup(n)
+                ready.append(time.perf_counter())
+                if len(ready) == users:
+                    phase("messages")  # from here on, every user is talking
+                if chat is not None:
+                    await crowd.talk(chat, n, messages)
+
+            await asyncio.gather(*(arrive(n) for n in range(1, users + 1)))
+            setup_s = max(ready) - start
+            # Messages began with the first user set up.
+            start = min(ready)
         chat_s = time.perf_counter() - start
         phase("done")
     return {
         "users": users,
         "messages": messages,
         "think_s": options.think,
+        "together": options.together,
         "requests": tally.requests,
         "errors": dict(tally.errors),
         "error_examples": tally.examples,
@@ -722,12 +746,13 @@ def report(r: dict[str, Any]) -> None:
     memory = ", ".join(f"{k} {v:.0f} MiB" for k, v in r["peak_rss_mib"].items())
     lines = [
         f"\n## {r['stack']} stack, {r['responder']} responder: "
-        f"{r['users']} users × {r['messages']} messages",
+        f"{r['users']} users × {r['messages']} messages"
+        + (", all first messages together" if r.get("together") else ""),
         f"pool: {r['pool']}; settings changed for the bench: {r['settings_changed']}",
         f"requests {r['requests']}, errors {sum(r['errors'].values())} ({errors})",
         f"sent {r['sent']}, not sent {r['not_sent']}, replies {r['replies']}, "
         f"lost {r['lost']} ({lost})",
-        f"setup {r['setup_s']:.1f} s, messages {r['chat_s']:.1f} s "
+        f"setup {r['setup_s']:.1f} s (to the last user set up), messages {r['chat_s']:.1f} s "
         f"({r['replies_per_s']:.1f} replies/s)",
         f"send ms p50/p95/p99: {triple('send')} (first message {triple('send, first message')}"
         f", later ones {triple('send, later ones')}); "
@@ -774,16 +799,17 @@ def table(results: list[dict[str, Any]]) -> None:
         return f"{s['p95']:.0f}" if s else "-"
 
     print(
-        "\n| stack | responder | users × msgs | pause s | requests | errors | lost"
+        "\n| stack | responder | users × msgs | start | pause s | requests | errors | lost"
         " | send p50 / p95 / p99 ms | send p95 ms, first message / later ones"
         " | time to text p50 / p95 / p99 ms | backend peak RSS MiB |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     for r in results:
         ms = r["ms"]
         print(
             f"| {r['stack']} | {r['responder']} | {r['users']} × {r['messages']}"
-            f" | {r['think_s']:g} | {r['requests']} | {sum(r['errors'].values())} | {r['lost']}"
+            f" | {'together' if r.get('together') else 'as set up'} | {r['think_s']:g}"
+            f" | {r['requests']} | {sum(r['errors'].values())} | {r['lost']}"
             f" | {triple(ms.get('send', {}))}"
             f" | {p95(ms.get('send, first message', {}))} / {p95(ms.get('send, later ones', {}))}"
             f" | {triple(ms.get('time to text', {}))} | {r['peak_rss_mib']['backend']:.0f} |"
@@ -809,6 +835,11 @@ def main() -> None:
         default=0.0,
         help="seconds (on average) a user pauses after a reply before the next message; "
         "paced users also start at a random moment within that time (default 0: all at once)",
+    )
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="hold every user back until all are set up: all first messages in one instant",
     )
     parser.add_argument(
         "--set",
@@ -851,6 +882,7 @@ def main() -> None:
         messages=args.messages,
         reply_timeout=args.reply_timeout or (600.0 if args.responder == "demo" else 60.0),
         think=args.think,
+        together=args.together,
         backend=dict(item.split("=", 1) for item in args.set),
         text=dict(item.split("=", 1) for item in args.text_set),
         trace=args.trace,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tests import factories
 from tests.backend.helpers import until
 from tests.conftest import Stack, serve, stack_settings
+from tests.support.sse import read_events
 
 
 async def _chat(client: httpx.AsyncClient, headers: dict[str, str]) -> tuple[str, str]:
@@ -211,3 +212,38 @@ async def test_the_sweeper_fails_what_waits_past_its_deadline(tmp_path: Path) ->
         await asyncio.sleep(0.5)
         reply = await client.get(f"{msgs}/{reply_id}/response", headers=headers)
         assert reply.status_code == 404  # still waiting
+
+
+async def test_a_stream_learns_of_a_stored_reply_whose_announcement_was_lost(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    """The reply is stored without the notification its handler would send (a Redis hiccup
+    after the commit): the open stream still gets it, at its next heartbeat."""
+    from bishop_backend.db import create_engine, session_factory
+    from bishop_backend.models import Message, ReplyStatus
+
+    headers = await factories.user(client)
+    _, msgs = await _chat(client, headers)
+    reply_id = (await client.post(msgs, json={"message": "Ты тут?"}, headers=headers)).json()[
+        "response_id"
+    ]
+    reading = asyncio.create_task(
+        read_events(client, f"{msgs}/{reply_id}/response/stream", headers)
+    )
+    await asyncio.sleep(0.3)  # the stream has read the pending reply and is waiting
+    engine = create_engine(stack.settings.resolved_database_url)
+    try:
+        async with session_factory(engine)() as session:
+            reply = await session.get(Message, uuid.UUID(reply_id))
+            assert reply is not None and reply.status == ReplyStatus.PENDING
+            reply.text, reply.status = "Тут", ReplyStatus.READY
+            reply.dub_status, reply.error = ReplyStatus.FAILED, "no voice today"
+            session.add(reply)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    heartbeat = stack.settings.reply_stream_heartbeat
+    async with asyncio.timeout(heartbeat * 3 + 2):
+        events = await reading
+    assert [kind for kind, _ in events] == ["text", "dub_error"]
+    assert events[0][1]["text"] == "Тут"

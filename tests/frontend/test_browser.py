@@ -1,9 +1,11 @@
 """Every user flow in a real headless Chromium against the app in embedded mode."""
 
+import io
 import math
 import re
 import shutil
 import uuid
+import wave
 from pathlib import Path
 
 import httpx
@@ -91,13 +93,25 @@ async def test_signup_to_a_voiced_reply(page, app: App, tmp_path: Path) -> None:
     text = (await reply.locator(".text").inner_text()).strip()
     assert text and "typing" not in text
     await expect(reply).to_contain_text("not a cloned voice")  # the demo voice says what it is
-    src = await audio.get_attribute("src")
-    response = await page.request.get(src)
+    # The MP3 first, the WAV (the thesis's format) as the fallback; both relayed whole or in part.
+    sources = await audio.locator("source").all()
+    assert [await s.get_attribute("type") for s in sources] == ["audio/mpeg", "audio/wav"]
+    mp3_src, wav_src = [await s.get_attribute("src") for s in sources]
+    response = await page.request.get(wav_src)
     assert response.status == 200 and response.headers["content-type"] == "audio/wav"
-    assert (await response.body())[:4] == b"RIFF"
-    assert int(response.headers["content-length"]) == len(await response.body())
-    part = await page.request.get(src, headers={"Range": "bytes=0-99"})
-    assert part.status == 206 and len(await part.body()) == 100
+    wav = await response.body()
+    assert wav[:4] == b"RIFF"
+    assert int(response.headers["content-length"]) == len(wav)
+    response = await page.request.get(mp3_src)
+    assert response.status == 200 and response.headers["content-type"] == "audio/mpeg"
+    mp3 = await response.body()
+    assert int(response.headers["content-length"]) == len(mp3) and len(mp3) < len(wav) / 2
+    assert response.headers["accept-ranges"] == "bytes"
+    part = await page.request.get(mp3_src, headers={"Range": "bytes=0-99"})
+    assert part.status == 206 and await part.body() == mp3[:100]
+    assert part.headers["content-range"] == f"bytes 0-99/{len(mp3)}"
+    played: list[int] = []
+    page.on("response", lambda r: played.append(r.status) if r.url.endswith(mp3_src) else None)
     # The player knows the length and can seek: a seek to the middle lands in the middle.
     duration = await audio.evaluate(
         """a => new Promise(done => {
@@ -107,6 +121,8 @@ async def test_signup_to_a_voiced_reply(page, app: App, tmp_path: Path) -> None:
         })"""
     )
     assert math.isfinite(duration) and duration > 0
+    with wave.open(io.BytesIO(wav)) as parsed:  # the MP3 is as long as the WAV
+        assert abs(duration - parsed.getnframes() / parsed.getframerate()) < 0.1
     landed = await audio.evaluate(
         """a => new Promise(done => {
             a.addEventListener('seeked', () => done(a.currentTime), {once: true});
@@ -114,6 +130,24 @@ async def test_signup_to_a_voiced_reply(page, app: App, tmp_path: Path) -> None:
         })"""
     )
     assert abs(landed - duration / 2) < 0.05 * duration + 0.05
+    assert (await audio.evaluate("a => a.currentSrc")).endswith(mp3_src)  # it plays the MP3
+    assert 206 in played  # and reads it in ranges
+    # A reply voiced before MP3s (its MP3 is a 404) plays the WAV of the same markup.
+    no_mp3 = re.sub(r"/replies/[^/]+/", f"/replies/{uuid.uuid4()}/", mp3_src)
+    assert (await page.request.get(no_mp3)).status == 404
+    fallback = await page.evaluate(
+        """([first, second]) => new Promise(done => {
+            const a = document.createElement('audio');
+            for (const [src, type] of [[first, 'audio/mpeg'], [second, 'audio/wav']]) {
+                const s = document.createElement('source');
+                s.src = src; s.type = type; a.append(s);
+            }
+            a.addEventListener('loadedmetadata', () => done([a.currentSrc, a.duration]));
+            a.preload = 'metadata'; a.load();
+        })""",
+        [no_mp3, wav_src],
+    )
+    assert fallback[0].endswith(wav_src) and abs(fallback[1] - duration) < 0.1
     chat_shot = await shot(page, "04-chat")
     shutil.copy(chat_shot, DOCS / "chat-page.png")
 

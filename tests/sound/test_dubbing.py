@@ -9,12 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 from bishop_contracts import events as ev
+from bishop_contracts.layout import compressed_dub_key
 from bishop_contracts.topics import Topic
+from bishop_infra.audio import decode
 from bishop_infra.bus import bus_from_url
 from bishop_infra.storage import storage_from_url
+from bishop_sound import dubbing
 from bishop_sound import worker as sound_worker
-from bishop_sound.audio import read_wav
+from bishop_sound.audio import mp3_bytes, read_wav
 from bishop_sound.dubbing import Dubber
 from bishop_sound.settings import SoundSettings
 
@@ -119,6 +123,59 @@ async def test_sentences_are_announced_then_the_whole_dub(harness: Harness, spee
         assert done.voice == "cloned from the avatar's voice sample"
     else:
         assert "not a cloned voice" in done.voice
+
+
+async def test_the_dub_and_each_chunk_are_also_stored_as_mp3(
+    harness: Harness, tmp_path: Path
+) -> None:
+    request = harness.request(FIVE_SENTENCES, [])
+    await harness.dubber().dub(request)
+    done = await harness.outcome(request)
+    assert isinstance(done, ev.SaveResponseDub)
+    chunks = harness.probe.all(
+        lambda e: e.event == "dub_chunk" and e.message_id == request.message_id
+    )
+    assert len(chunks) == 5
+    for key in [done.dub_url] + [c.chunk_url for c in chunks]:
+        wav = await harness.storage.get_bytes(key)
+        mp3 = await harness.storage.get_bytes(compressed_dub_key(key))
+        # An MPEG audio frame header (11 sync bits) opens the file: no container around it.
+        assert mp3[0] == 0xFF and mp3[1] & 0xE0 == 0xE0
+        assert len(mp3) < len(wav) / 2
+        audio, rate = read_wav(wav)
+        info = soundfile.info(io.BytesIO(mp3))
+        assert info.format == "MP3" and info.samplerate == rate
+        assert abs(info.duration - len(audio) / rate) < 0.03
+    # Another decoder (ffmpeg, as the browser's) reads it as about as long and as loud.
+    (tmp_path / "dub.mp3").write_bytes(
+        await harness.storage.get_bytes(compressed_dub_key(done.dub_url))
+    )
+    audio, rate = read_wav(await harness.storage.get_bytes(done.dub_url))
+    decoded = decode(tmp_path / "dub.mp3", rate)
+    assert abs(len(decoded) - len(audio)) / rate < 0.1
+    loudness = np.sqrt(np.mean(decoded**2)) / np.sqrt(np.mean(audio**2))
+    assert 0.7 < loudness < 1.3
+
+
+def test_mp3_at_a_rate_mp3_lacks_keeps_the_length() -> None:
+    tone = np.sin(np.arange(17_000) * 2 * np.pi * 220 / 17_000).astype(np.float32) * 0.5
+    info = soundfile.info(io.BytesIO(mp3_bytes(tone, 17_000)))
+    assert info.samplerate == 22050 and abs(info.duration - 1.0) < 0.01
+
+
+@pytest.mark.parametrize("tts_settings", ["demo"], indirect=True)
+async def test_a_dub_without_an_encoder_is_still_a_dub(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(audio: np.ndarray, rate: int) -> bytes:
+        raise RuntimeError("Error opening: Format not recognised")
+
+    monkeypatch.setattr(dubbing, "mp3_bytes", broken)
+    request = harness.request("Только WAV.", [])
+    await harness.dubber().dub(request)
+    assert isinstance(await harness.outcome(request), ev.SaveResponseDub)
+    assert await harness.storage.exists(request.storage_url)
+    assert not await harness.storage.exists(compressed_dub_key(request.storage_url))
 
 
 async def test_conditioning_is_computed_once_per_voice(cloning: Harness, speech: Path) -> None:

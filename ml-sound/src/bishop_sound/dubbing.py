@@ -12,7 +12,7 @@ import numpy as np
 from bishop_contracts import events as ev
 from bishop_contracts.events import derive_event_id
 from bishop_contracts.languages import DEFAULT_LANGUAGE, LANGUAGES
-from bishop_contracts.layout import avatar_prefix_of
+from bishop_contracts.layout import COMPRESSED_DUB_TYPE, avatar_prefix_of, compressed_dub_key
 from bishop_contracts.text import clean_generated
 from bishop_contracts.topics import Topic
 from bishop_infra.bus import Bus
@@ -20,7 +20,7 @@ from bishop_infra.faults import is_transient
 from bishop_infra.storage import ObjectNotFound, Storage
 from bishop_infra.worker import TempRoot
 
-from bishop_sound.audio import AudioError, silence, wav_bytes
+from bishop_sound.audio import AudioError, mp3_bytes, silence, wav_bytes
 from bishop_sound.sentences import split_sentences
 from bishop_sound.settings import SoundSettings
 from bishop_sound.synth import Synthesizer
@@ -87,7 +87,7 @@ class Dubber:
             for index, sentence in enumerate(split_sentences(text, self.synth.max_chars)):
                 audio = await self._run(self.synth.synthesize, sentence, language, conditioning)
                 key = chunk_key(event.storage_url, index)
-                await self.storage.put_bytes(key, wav_bytes(audio, rate), "audio/wav")
+                await self._store(key, audio, rate)
                 await self.bus.publish(
                     Topic.SAVE_RESPONSE_DUB,
                     ev.DubChunk(
@@ -112,8 +112,20 @@ class Dubber:
             await self._fail(event, f"synthesis failed: {type(exc).__name__}: {exc}")
             return
         whole = np.concatenate(pieces[:-1]) if pieces else silence(0.1, rate)
-        await self.storage.put_bytes(event.storage_url, wav_bytes(whole, rate), "audio/wav")
+        await self._store(event.storage_url, whole, rate)
         await self._announce(event, note)
+
+    async def _store(self, key: str, audio: np.ndarray, rate: int) -> None:
+        """The WAV at `key` and the MP3 beside it; the MP3 first, because the WAV of the whole
+        dub is what marks it done (see `dub`)."""
+        try:
+            compressed = await asyncio.to_thread(mp3_bytes, audio, rate)
+        except (RuntimeError, ValueError) as exc:  # soundfile.LibsndfileError is a RuntimeError
+            # The WAV is the dub; without its MP3 the player falls back to the WAV.
+            log.warning("no MP3 of %s: %s", key, exc)
+        else:
+            await self.storage.put_bytes(compressed_dub_key(key), compressed, COMPRESSED_DUB_TYPE)
+        await self.storage.put_bytes(key, wav_bytes(audio, rate), "audio/wav")
 
     def _language(self, wanted: str) -> tuple[str, str | None]:
         """The language to speak, and a note if it is not the avatar's."""

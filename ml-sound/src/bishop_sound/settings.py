@@ -9,7 +9,7 @@ from pydantic import Field
 
 
 class SoundSettings(InfraSettings):
-    tts_backend: Literal["demo", "xtts", "llasa"] = "demo"
+    tts_backend: Literal["demo", "xtts", "llasa", "omnivoice"] = "demo"
     # What a voice speaks when it lacks the avatar's language (the reply says so).
     fallback_language: str = "en"
     # Where the XTTS v2 files are (model.pth, config.json, vocab.json, speakers_xtts.pth); empty:
@@ -35,6 +35,21 @@ class SoundSettings(InfraSettings):
     # Bounds a sentence's speech tokens: no slower than this, plus a second.
     llasa_slowest_chars_per_second: float = 8.0
     llasa_max_length: int = 2048  # prompt and speech tokens; what LLaSA was trained on
+    # OmniVoice (k2-fsa): a Qwen3 that unmasks Higgs Audio V2 codec tokens in a few steps.
+    # Apache-2.0 code and weights. A hub id or a local folder (with its `audio_tokenizer/`).
+    omnivoice_model: str = "k2-fsa/OmniVoice"
+    # Transcribes the voice sample: OmniVoice, like LLaSA, clones from its words and sound
+    # together. Empty: the prompt has no words, and cloning is worse.
+    omnivoice_asr_model: str = "openai/whisper-large-v3-turbo"
+    # The avatar languages it speaks (all of them are in its training data; Russian ~20,000 h);
+    # others are spoken in the fallback language, with a note. Empty: any.
+    omnivoice_languages: str = "ru,en,de,fr,es,it,pt,pl,tr,nl,cs,ar,zh,ja,hu,ko,hi"
+    # Of the voice sample, in every sentence's prompt (25 codec frames a second): the model
+    # card asks for 3-10 s; longer prompts are slower and clone no better.
+    omnivoice_prompt_seconds: float = Field(10.0, gt=0, le=20)
+    # Unmasking steps per sentence: the model's default 32; its docs suggest 16 for speed.
+    omnivoice_steps: int = Field(32, ge=1, le=64)
+    omnivoice_guidance_scale: float = Field(2.0, ge=0)
     tts_device: Literal["auto", "cpu", "cuda"] = "auto"
     # An unusable or missing voice sample: speak with the preset voice (and say so), or fail.
     fallback_to_preset_voice: bool = True

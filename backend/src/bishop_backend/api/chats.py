@@ -1,6 +1,8 @@
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+from bishop_contracts.layout import COMPRESSED_DUB_TYPE, compressed_dub_key
+from bishop_infra.storage import Storage
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.exc import IntegrityError
@@ -63,6 +65,30 @@ REPLY_EVENT = {
 }
 
 
+# The dub routes serve the thesis's WAV, or with `?format=mp3` the MP3 the sound worker stores
+# beside it (a dub voiced before MP3s has none: 404, and the player falls back to the WAV).
+DubFormat = Annotated[
+    Literal["wav", "mp3"],
+    Query(alias="format", description="`mp3`: the same audio, compressed (audio/mpeg)."),
+]
+
+
+def _audio(description: str) -> dict[str, Any]:
+    extra = not_json("audio/wav", description)
+    extra["responses"]["200"]["content"][COMPRESSED_DUB_TYPE] = {"schema": {"format": "binary"}}
+    return extra
+
+
+async def _dub_response(storage: Storage, wav_key: str, kind: str, range_: str | None) -> Response:
+    if kind == "wav":
+        return await object_response(storage, wav_key, "audio/wav", range_header=range_)
+    key = compressed_dub_key(wav_key)
+    try:
+        return await object_response(storage, key, COMPRESSED_DUB_TYPE, range_header=range_)
+    except NotFound:
+        raise NotFound("This dub has no MP3 version; ask for the WAV") from None
+
+
 @router.post("", response_model=ChatPublic, status_code=201)
 async def create_chat(session: SessionDep, avatar: OwnedAvatar, chat_in: ChatCreate) -> Chat:
     return await chats.create_chat(session, avatar, chat_in)
@@ -107,8 +133,8 @@ async def list_messages(
 async def send_message(
     session: SessionDep,
     infra: InfraDep,
+    chat: OwnedChat,  # first: it loads the avatar with it (see deps)
     avatar: OwnedAvatar,
-    chat: OwnedChat,
     body: MessageCreate,
     idempotency: IdempotencyDep,
 ) -> MessageSent | JSONResponse:
@@ -142,9 +168,9 @@ async def read_response(session: SessionDep, message: OwnedMessage) -> Message:
 async def retry_response(
     session: SessionDep,
     infra: InfraDep,
-    avatar: OwnedAvatar,
+    message: OwnedMessage,  # first: it loads the chat and the avatar with it (see deps)
     chat: OwnedChat,
-    message: OwnedMessage,
+    avatar: OwnedAvatar,
 ) -> Message:
     """Ask again for a reply whose generation failed (409 for any other reply)."""
     reply = await chats.reply_of(session, message)
@@ -159,7 +185,7 @@ async def retry_response(
     ),
 )
 async def stream_response(
-    session: SessionDep, infra: InfraDep, avatar: OwnedAvatar, message: OwnedMessage
+    session: SessionDep, infra: InfraDep, message: OwnedMessage, avatar: OwnedAvatar
 ) -> StreamingResponse:
     """Server-Sent Events: `delta`..., `text`, `dub_chunk`..., `dub` (or `error`/`dub_error`)."""
     reply = await chats.reply_of(session, message)
@@ -177,22 +203,26 @@ async def stream_response(
 @router.get(
     "/{chat_id}/msgs/{msg_id}/response/dub",
     response_class=StreamingResponse,
-    openapi_extra=not_json("audio/wav", "The voiced reply"),
+    openapi_extra=_audio("The voiced reply"),
 )
 async def download_dub(
-    session: SessionDep, infra: InfraDep, message: OwnedMessage, range_: RangeHeader = None
+    session: SessionDep,
+    infra: InfraDep,
+    message: OwnedMessage,
+    range_: RangeHeader = None,
+    format_: DubFormat = "wav",
 ) -> Response:
-    """The voiced reply as audio/wav (404 until ready)."""
+    """The voiced reply as audio/wav, or audio/mpeg with `?format=mp3` (404 until ready)."""
     reply = await chats.reply_of(session, message)
     if reply.dub_status != ReplyStatus.READY or reply.dub_key is None:
         raise NotFound("The dub is not ready yet")
-    return await object_response(infra.storage, reply.dub_key, "audio/wav", range_header=range_)
+    return await _dub_response(infra.storage, reply.dub_key, format_, range_)
 
 
 @router.get(
     "/{chat_id}/msgs/{msg_id}/response/dub/{index}",
     response_class=StreamingResponse,
-    openapi_extra=not_json("audio/wav", "One sentence of the voiced reply"),
+    openapi_extra=_audio("One sentence of the voiced reply"),
 )
 async def download_dub_chunk(
     session: SessionDep,
@@ -200,10 +230,11 @@ async def download_dub_chunk(
     message: OwnedMessage,
     index: int,
     range_: RangeHeader = None,
+    format_: DubFormat = "wav",
 ) -> Response:
-    """One sentence of the dub, available before the whole dub is ready."""
+    """One sentence of the dub, available before the whole dub is ready (`?format=mp3` too)."""
     reply = await chats.reply_of(session, message)
     key = (await infra.state.get_fields(replies.dub_chunks_key(reply.id))).get(str(index))
     if key is None:
         raise NotFound("No such dub chunk")
-    return await object_response(infra.storage, key, "audio/wav", range_header=range_)
+    return await _dub_response(infra.storage, key, format_, range_)

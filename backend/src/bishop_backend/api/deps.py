@@ -2,11 +2,13 @@
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from bishop_backend.errors import Forbidden, NotFound, Unauthorized
 from bishop_backend.infra import Infra
@@ -15,6 +17,7 @@ from bishop_backend.security import AccessToken, read_access_token
 from bishop_backend.services.idempotency import HEADER, Idempotency
 
 API_PREFIX = "/api/v1"
+T = TypeVar("T")
 
 
 def get_infra(request: Request) -> Infra:
@@ -43,12 +46,11 @@ TokenDep = Annotated[
 ]
 
 
-async def get_access_token(session: SessionDep, infra: InfraDep, token: TokenDep) -> AccessToken:
+async def get_access_token(infra: InfraDep, token: TokenDep) -> AccessToken:
+    """The request's valid token (revocation is checked with the user, in the same query)."""
     access = read_access_token(token, infra.secret_key)
     if access is None:
         raise Unauthorized("Could not validate credentials")
-    if await session.get(RevokedToken, access.token_id) is not None:
-        raise Unauthorized("This session has been signed out; sign in again")
     return access
 
 
@@ -56,9 +58,19 @@ CurrentToken = Annotated[AccessToken, Depends(get_access_token)]
 
 
 async def get_current_user(session: SessionDep, access: CurrentToken) -> User:
-    user = await session.get(User, access.user_id)
-    if user is None:
+    # One round trip: the user and whether this token was signed out. Every authenticated
+    # request pays for it, so it is not two.
+    query = (
+        select(User, col(RevokedToken.token_id))
+        .outerjoin(RevokedToken, col(RevokedToken.token_id) == access.token_id)
+        .where(User.id == access.user_id)
+    )
+    row = (await session.exec(query)).first()
+    if row is None:
         raise Unauthorized("Could not validate credentials")
+    user, revoked = row
+    if revoked is not None:
+        raise Unauthorized("This session has been signed out; sign in again")
     if not user.is_active:
         raise Forbidden("Inactive user")
     return user
@@ -75,6 +87,28 @@ async def get_current_superuser(user: CurrentUser) -> User:
 
 CurrentSuperuser = Annotated[User, Depends(get_current_superuser)]
 
+# Each dependency below checks the whole chain up to the user in one joined query. The rows it
+# loads stay in the session's identity map, where the outer dependencies find them with no
+# query: a route that lists the innermost thing first (message, then chat, then avatar) costs
+# one round trip for all three. A miss is explained by the outer dependency, so the 404 names
+# the first thing in the path that is not the user's.
+
+
+def _loaded(session: AsyncSession, model: type[T], ident: uuid.UUID) -> T | None:
+    """`model` `ident` if this session has already loaded it (no query)."""
+    return session.sync_session.identity_map.get(session.sync_session.identity_key(model, ident))
+
+
+async def _first(session: AsyncSession, query: Select[Any]) -> Any:
+    """The first entity of the query's first row, or None."""
+    row = (await session.exec(query)).first()
+    if row is None:
+        return None
+    # The identity map holds its objects weakly: the parents loaded with the row are kept
+    # alive for the request, or they would be gone before the outer dependency looks.
+    session.info.setdefault("owned", []).append(row)
+    return row[0]
+
 
 async def get_owned_avatar(avatar_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Avatar:
     avatar = await session.get(Avatar, avatar_id)
@@ -86,8 +120,18 @@ async def get_owned_avatar(avatar_id: uuid.UUID, user: CurrentUser, session: Ses
 OwnedAvatar = Annotated[Avatar, Depends(get_owned_avatar)]
 
 
-async def get_owned_chat(chat_id: uuid.UUID, avatar: OwnedAvatar, session: SessionDep) -> Chat:
-    chat = await session.get(Chat, chat_id)
+async def get_owned_chat(
+    avatar_id: uuid.UUID, chat_id: uuid.UUID, user: CurrentUser, session: SessionDep
+) -> Chat:
+    chat = _loaded(session, Chat, chat_id)
+    if chat is None:
+        chat = await _first(
+            session,
+            select(Chat, Avatar)
+            .join(Avatar, col(Avatar.id) == col(Chat.avatar_id))
+            .where(Chat.id == chat_id, Avatar.id == avatar_id, Avatar.owner_id == user.id),
+        )
+    avatar = await get_owned_avatar(avatar_id, user, session)
     if chat is None or chat.avatar_id != avatar.id:
         raise NotFound("Chat not found")
     return chat
@@ -96,8 +140,26 @@ async def get_owned_chat(chat_id: uuid.UUID, avatar: OwnedAvatar, session: Sessi
 OwnedChat = Annotated[Chat, Depends(get_owned_chat)]
 
 
-async def get_owned_message(msg_id: uuid.UUID, chat: OwnedChat, session: SessionDep) -> Message:
-    message = await session.get(Message, msg_id)
+async def get_owned_message(
+    avatar_id: uuid.UUID,
+    chat_id: uuid.UUID,
+    msg_id: uuid.UUID,
+    user: CurrentUser,
+    session: SessionDep,
+) -> Message:
+    message = await _first(
+        session,
+        select(Message, Chat, Avatar)
+        .join(Chat, col(Chat.id) == col(Message.chat_id))
+        .join(Avatar, col(Avatar.id) == col(Chat.avatar_id))
+        .where(
+            Message.id == msg_id,
+            Chat.id == chat_id,
+            Avatar.id == avatar_id,
+            Avatar.owner_id == user.id,
+        ),
+    )
+    chat = await get_owned_chat(avatar_id, chat_id, user, session)
     if message is None or message.chat_id != chat.id:
         raise NotFound("Message not found")
     return message
@@ -107,9 +169,15 @@ OwnedMessage = Annotated[Message, Depends(get_owned_message)]
 
 
 async def get_owned_material(
-    material_id: uuid.UUID, avatar: OwnedAvatar, session: SessionDep
+    avatar_id: uuid.UUID, material_id: uuid.UUID, user: CurrentUser, session: SessionDep
 ) -> Material:
-    material = await session.get(Material, material_id)
+    material = await _first(
+        session,
+        select(Material, Avatar)
+        .join(Avatar, col(Avatar.id) == col(Material.avatar_id))
+        .where(Material.id == material_id, Avatar.id == avatar_id, Avatar.owner_id == user.id),
+    )
+    avatar = await get_owned_avatar(avatar_id, user, session)
     if material is None or material.avatar_id != avatar.id:
         raise NotFound("Material not found")
     return material

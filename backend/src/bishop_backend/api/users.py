@@ -12,6 +12,7 @@ from bishop_backend.api.deps import (
     CurrentUser,
     InfraDep,
     SessionDep,
+    get_current_user,
 )
 from bishop_backend.api.responses import errors
 from bishop_backend.errors import BadRequest
@@ -66,7 +67,7 @@ async def login(
     )
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, dependencies=[Depends(get_current_user)])
 async def logout(session: SessionDep, access: CurrentToken) -> None:
     """Sign out: this token stops working now, not when it expires."""
     await session.merge(RevokedToken(token_id=access.token_id, expires_at=access.expires_at))

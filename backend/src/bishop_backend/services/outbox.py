@@ -91,30 +91,36 @@ class OutboxRelay:
                 .limit(BATCH)
             )
             rows = list((await session.exec(query)).all())
+            outcomes = await self.infra.bus.publish_many_raw(
+                [(row.topic, row.key, row.payload.encode()) for row in rows]
+            )
             sent: list[int] = []
-            try:
-                for row in rows:
-                    assert row.id is not None
-                    try:
-                        await self.infra.bus.publish_raw(row.topic, row.key, row.payload.encode())
-                    except Exception as exc:
-                        if is_transient(exc):
-                            raise
-                        # It can never be sent (too large, an unknown topic): stamped and left,
-                        # so it does not hold every later event back. What it belonged to is
-                        # failed by the sweeper when its deadline passes.
-                        log.error("outbox %s %s cannot be sent: %s", row.event, row.event_id, exc)
-                    sent.append(row.id)
-            finally:
-                # What was published is stamped even if a later publish failed, so a retry
-                # repeats as little as possible.
-                if sent:
-                    await session.exec(  # type: ignore[call-overload]
-                        update(OutboxEvent)
-                        .where(col(OutboxEvent.id).in_(sent))
-                        .values(sent_at=utcnow())
-                    )
-                    await session.commit()
+            outage: Exception | None = None
+            for row, error in zip(rows, outcomes, strict=True):
+                assert row.id is not None
+                if error is not None and is_transient(error):
+                    # Stop at the first event the outage kept back: everything after it waits
+                    # too, so the order per key holds (what was sent meanwhile is sent again,
+                    # and consumers drop it by event id).
+                    outage = error
+                    break
+                if error is not None:
+                    # It can never be sent (too large, an unknown topic): stamped and left, so
+                    # it does not hold every later event back. What it belonged to is failed
+                    # by the sweeper when its deadline passes.
+                    log.error("outbox %s %s cannot be sent: %s", row.event, row.event_id, error)
+                sent.append(row.id)
+            # What was published is stamped even if a later one met an outage, so a retry
+            # repeats as little as possible.
+            if sent:
+                await session.exec(  # type: ignore[call-overload]
+                    update(OutboxEvent)
+                    .where(col(OutboxEvent.id).in_(sent))
+                    .values(sent_at=utcnow())
+                )
+                await session.commit()
+            if outage is not None:
+                raise outage
         self._passes += 1
         if self._passes % 500 == 0:
             await self._prune()

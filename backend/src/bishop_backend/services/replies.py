@@ -43,40 +43,57 @@ def sse(kind: str, data: dict[str, Any]) -> str:
     return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+class _Sent:
+    """What a stream has sent, so that nothing is sent twice."""
+
+    def __init__(self) -> None:
+        self.deltas: set[int] = set()
+        self.text = False
+        self.chunks: set[int] = set()
+
+
+async def _catch_up(
+    infra: Infra, reply_id: uuid.UUID, dub_url: str, sent: _Sent
+) -> tuple[list[str], bool]:
+    """The events for what is stored and not sent yet, and whether the stream is over."""
+    async with infra.sessions() as session:
+        reply = await session.get(Message, reply_id)
+    if reply is None:
+        return [sse("error", {"reason": "the reply was deleted"})], True
+    if reply.status == ReplyStatus.FAILED:
+        return [sse("error", {"reason": reply.error or "generation failed"})], True
+    events = []
+    if reply.status == ReplyStatus.READY:
+        if not sent.text:
+            sent.text = True
+            events.append(sse("text", {"text": reply.text, "passage_ids": reply.passage_ids}))
+    else:
+        stored = await infra.state.get_fields(deltas_key(reply_id))
+        for index in sorted(int(i) for i in stored if int(i) not in sent.deltas):
+            sent.deltas.add(index)
+            events.append(sse("delta", {"index": index, "text": stored[str(index)]}))
+    if reply.dub_status == ReplyStatus.READY:
+        return [*events, sse("dub", {"url": dub_url})], True
+    if reply.dub_status == ReplyStatus.FAILED:
+        return [*events, sse("dub_error", {"reason": reply.error or "voicing failed"})], True
+    chunks = await infra.state.get_fields(dub_chunks_key(reply_id))
+    for index in sorted(int(i) for i in chunks if int(i) not in sent.chunks):
+        sent.chunks.add(index)
+        events.append(sse("dub_chunk", {"index": index, "url": f"{dub_url}{index}"}))
+    return events, False
+
+
 async def stream(infra: Infra, reply_id: uuid.UUID, dub_url: str) -> AsyncIterator[str]:
     settings = infra.settings
     deadline = time.monotonic() + settings.reply_stream_timeout
+    sent = _Sent()
     async with infra.state.subscribe(channel(reply_id)) as live:
-        async with infra.sessions() as session:
-            reply = await session.get(Message, reply_id)
-        if reply is None:
-            yield sse("error", {"reason": "the reply was deleted"})
+        # Subscribed first, read second: nothing announced in between is missed.
+        events, over = await _catch_up(infra, reply_id, dub_url, sent)
+        for event in events:
+            yield event
+        if over:
             return
-        sent_deltas: set[int] = set()
-        text_sent = False
-        chunks_sent: set[int] = set()
-
-        if reply.status == ReplyStatus.FAILED:
-            yield sse("error", {"reason": reply.error or "generation failed"})
-            return
-        if reply.status == ReplyStatus.READY:
-            text_sent = True
-            yield sse("text", {"text": reply.text, "passage_ids": reply.passage_ids})
-        else:
-            stored = await infra.state.get_fields(deltas_key(reply_id))
-            for index in sorted(int(i) for i in stored):
-                sent_deltas.add(index)
-                yield sse("delta", {"index": index, "text": stored[str(index)]})
-        if reply.dub_status == ReplyStatus.READY:
-            yield sse("dub", {"url": dub_url})
-            return
-        if reply.dub_status == ReplyStatus.FAILED:
-            yield sse("dub_error", {"reason": reply.error or "voicing failed"})
-            return
-        chunks = await infra.state.get_fields(dub_chunks_key(reply_id))
-        for index in sorted(int(i) for i in chunks):
-            chunks_sent.add(index)
-            yield sse("dub_chunk", {"index": index, "url": f"{dub_url}{index}"})
 
         # A timeout must not cancel the subscription's iterator (that would end it), so a task
         # moves its messages into a queue and the timeouts apply to the queue.
@@ -100,22 +117,30 @@ async def stream(infra: Infra, reply_id: uuid.UUID, dub_url: str) -> AsyncIterat
                         yield f"retry: {RECONNECT_MS}\n"
                         yield sse("reconnect", {"reason": "the server is restarting"})
                         return
+                    # Quiet for a heartbeat: what is stored is read again, so a notification
+                    # lost after its handler committed delays the stream by a heartbeat at
+                    # most, never until the timeout.
+                    events, over = await _catch_up(infra, reply_id, dub_url, sent)
+                    for event in events:
+                        yield event
+                    if over:
+                        return
                     yield ": keep-alive\n\n"
                     continue
                 note = json.loads(getting.result())
                 kind = note.pop("type")
                 if kind == "delta":
-                    if text_sent or note["index"] in sent_deltas:
+                    if sent.text or note["index"] in sent.deltas:
                         continue
-                    sent_deltas.add(note["index"])
+                    sent.deltas.add(note["index"])
                 elif kind == "text":
-                    if text_sent:
+                    if sent.text:
                         continue
-                    text_sent = True
+                    sent.text = True
                 elif kind == "dub_chunk":
-                    if note["index"] in chunks_sent:
+                    if note["index"] in sent.chunks:
                         continue
-                    chunks_sent.add(note["index"])
+                    sent.chunks.add(note["index"])
                     note["url"] = f"{dub_url}{note['index']}"
                 elif kind == "dub":
                     note = {"url": dub_url}

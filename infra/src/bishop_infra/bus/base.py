@@ -73,6 +73,21 @@ class Bus(ABC):
         """Send an already serialised event (the outbox relay stores events as bytes)."""
         await self._send(Topic(topic), key, value)
 
+    async def publish_many_raw(
+        self, messages: Sequence[tuple[str, str | None, bytes]]
+    ) -> list[Exception | None]:
+        """Send serialised events in order; per message, None or the error that refused it.
+        A broker that pipelines (Kafka) waits for all the acknowledgements at once."""
+        outcomes: list[Exception | None] = []
+        for topic, key, value in messages:
+            try:
+                await self.publish_raw(topic, key, value)
+            except Exception as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
+
     @abstractmethod
     async def _send(self, topic: Topic, key: str | None, value: bytes) -> None: ...
 

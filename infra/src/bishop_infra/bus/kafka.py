@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -66,6 +67,37 @@ class KafkaBus(Bus):
         if self._producer is None:
             raise RuntimeError("bus is not started")
         await self._producer.send_and_wait(topic, value, key=key.encode() if key else None)
+
+    async def publish_many_raw(
+        self, messages: Sequence[tuple[str, str | None, bytes]]
+    ) -> list[Exception | None]:
+        # Everything is queued first, then the acknowledgements are awaited together: a batch
+        # costs about one round trip, not one per message. The idempotent producer keeps the
+        # order within a partition.
+        if self._producer is None:
+            raise RuntimeError("bus is not started")
+        pending: list[asyncio.Future[object] | Exception] = []
+        for topic, key, value in messages:
+            try:
+                pending.append(
+                    await self._producer.send(
+                        Topic(topic), value, key=key.encode() if key else None
+                    )
+                )
+            except Exception as exc:  # refused before sending: too large, unknown topic
+                pending.append(exc)
+        outcomes: list[Exception | None] = []
+        for item in pending:
+            if isinstance(item, Exception):
+                outcomes.append(item)
+                continue
+            try:
+                await item
+            except Exception as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
 
     async def _consume(self, sub: Subscription, consumer: AIOKafkaConsumer) -> None:
         while True:

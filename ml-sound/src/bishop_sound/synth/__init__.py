@@ -14,6 +14,10 @@ def load_synthesizer(settings: SoundSettings) -> Synthesizer:
         from bishop_sound.synth.llasa import LlasaSynthesizer
 
         return LlasaSynthesizer.load(settings)
+    if settings.tts_backend == "omnivoice":
+        from bishop_sound.synth.omnivoice import OmniVoiceSynthesizer
+
+        return OmniVoiceSynthesizer.load(settings)
     from bishop_sound.synth.demo import EspeakSynthesizer
 
     return EspeakSynthesizer()
