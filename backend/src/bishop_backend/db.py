@@ -1,6 +1,7 @@
 """Async database engine and sessions: Postgres via asyncpg or SQLite via aiosqlite."""
 
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,7 +16,17 @@ def create_engine(
         engine = create_async_engine(url, connect_args={"timeout": 30}, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, **pool)
+    engine = create_async_engine(url, **pool)
+    event.listen(engine.sync_engine, "checkout", _refuse_closed)
+    return engine
+
+
+def _refuse_closed(_dbapi_connection, _record, proxy) -> None:  # type: ignore[no-untyped-def]
+    # A restarted Postgres closes every connection, and asyncpg sees that without asking the
+    # server: the pool then opens a new one. (`pool_pre_ping` asks, with a transaction of its
+    # own: three round trips on every checkout, several per chat turn.)
+    if proxy.driver_connection.is_closed():
+        raise DisconnectionError("the database closed this connection")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

@@ -162,6 +162,9 @@ class Engine:
         }
         if sampling:
             kwargs.update(temperature=self.settings.temperature, top_p=0.9)
+        kwargs["logits_processor"] = _logits_processors(
+            ReadableBeforeEnd(tokenizer, ids.shape[1], kwargs["eos_token_id"])
+        )
         failure: list[BaseException] = []
 
         def run() -> None:
@@ -219,6 +222,52 @@ class Detokenizer:
             return self.tokenizer.decode(ids, skip_special_tokens=True)
 
         return decode(self.ids[self.start : self.sent]), decode(self.ids[self.start :])
+
+
+class ReadableBeforeEnd:
+    """A logits processor for `model.generate`: no end-of-sequence (or other stop) token until
+    the reply holds readable text.
+
+    An untrained or unlucky model may emit only control bytes or halves of characters and then
+    its end token; cleaned, that reply is empty, and the backend fails it. The stop tokens'
+    logits are -inf until the generated text, cleaned as the reply will be, has a character
+    that is not whitespace. Cheap: only the last few tokens are decoded, and only until then
+    (UTF-8 resynchronises at every character, so a window that starts mid-character never makes
+    up one, and a character that a new token completes spans at most four byte tokens).
+    `max_new_tokens` still bounds the reply: a model that never writes anything readable ends
+    there, and the reply fails as before.
+    """
+
+    WINDOW = 8  # tokens: a character's four bytes, with room for skipped special tokens
+
+    def __init__(
+        self, tokenizer: Any, prompt_length: int, stop_ids: int | list[int] | None
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.prompt_length = prompt_length
+        # What `generate` stops on: the same value as its `eos_token_id`.
+        listed = stop_ids if isinstance(stop_ids, list) else [stop_ids]
+        self.stop_ids = sorted({i for i in listed if i is not None})
+        self.readable: list[bool] = []  # per sequence in the batch
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if not self.readable:
+            self.readable = [False] * input_ids.shape[0]
+        start = max(self.prompt_length, input_ids.shape[1] - self.WINDOW)
+        for row, done in enumerate(self.readable):
+            if not done and input_ids.shape[1] > start:
+                window = input_ids[row, start:].tolist()
+                text = self.tokenizer.decode(window, skip_special_tokens=True)
+                self.readable[row] = bool(clean_generated(text).strip())
+            if not self.readable[row] and self.stop_ids:
+                scores[row, self.stop_ids] = float("-inf")
+        return scores
+
+
+def _logits_processors(*processors: Any) -> Any:
+    from transformers import LogitsProcessorList
+
+    return LogitsProcessorList(processors)
 
 
 class _Pieces:
