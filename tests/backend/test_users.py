@@ -3,6 +3,7 @@ import uuid
 import httpx
 
 from tests import factories
+from tests.conftest import Stack
 
 
 async def test_signup_login_me(client: httpx.AsyncClient) -> None:
@@ -61,3 +62,37 @@ async def test_only_superusers_manage_users(client: httpx.AsyncClient) -> None:
     )
     assert response.status_code == 403
     assert (await client.get("/users", headers=headers)).status_code == 403
+
+
+async def test_a_password_hashed_with_four_lanes_still_signs_in_and_is_rehashed_with_one(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    """Hashes from before the one-lane setting (Argon2's four lanes: four threads per hash)
+    keep working, and the next sign-in stores a one-lane hash."""
+    from bishop_backend.db import create_engine, session_factory
+    from bishop_backend.models import User
+    from pwdlib import PasswordHash
+
+    email = f"old-{uuid.uuid4().hex[:8]}@example.com"
+    signup = await client.post("/users/signup", json={"email": email, "password": "password1"})
+    assert signup.status_code == 201
+    engine = create_engine(stack.settings.resolved_database_url)
+    sessions = session_factory(engine)
+    try:
+        async with sessions() as session:
+            user = await session.get(User, uuid.UUID(signup.json()["id"]))
+            assert user is not None and ",p=1$" in user.hashed_password
+            user.hashed_password = PasswordHash.recommended().hash("password1")
+            assert ",p=4$" in user.hashed_password
+            session.add(user)
+            await session.commit()
+        form = {"username": email, "password": "password1"}
+        assert (await client.post("/login/access-token", data=form)).status_code == 200
+        async with sessions() as session:
+            user = await session.get(User, uuid.UUID(signup.json()["id"]))
+            assert user is not None and ",p=1$" in user.hashed_password
+        assert (await client.post("/login/access-token", data=form)).status_code == 200
+        wrong = {"username": email, "password": "password2"}
+        assert (await client.post("/login/access-token", data=wrong)).status_code == 400
+    finally:
+        await engine.dispose()

@@ -9,9 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 
 ALGORITHM = "HS256"
-_hasher = PasswordHash.recommended()
+# One lane, so that a hash takes one core. With Argon2's usual four, every hash ran on four
+# threads, and a burst of sign-ins took all the cores from the rest of the API, however small
+# the pool below. Memory and passes, what a guessing attacker pays for, stay the defaults
+# (64 MiB, 3); OWASP's recommended settings use one lane too. Older four-lane hashes still
+# verify, and are replaced at the next sign-in.
+_hasher = PasswordHash((Argon2Hasher(parallelism=1),))
 # Verifying against this keeps a login for an unknown email as slow as one for a known email.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 
@@ -28,11 +34,12 @@ async def hash_password(password: str) -> str:
     return await asyncio.get_running_loop().run_in_executor(_hashing, _hasher.hash, password)
 
 
-async def verify_password(password: str, hashed: str | None) -> bool:
-    matches = await asyncio.get_running_loop().run_in_executor(
-        _hashing, _hasher.verify, password, hashed or _DUMMY_HASH
+async def verify_password(password: str, hashed: str | None) -> tuple[bool, str | None]:
+    """Whether `password` matches, and a new hash to store when `hashed` has old settings."""
+    matches, updated = await asyncio.get_running_loop().run_in_executor(
+        _hashing, _hasher.verify_and_update, password, hashed or _DUMMY_HASH
     )
-    return matches and hashed is not None
+    return matches and hashed is not None, updated
 
 
 @dataclass(frozen=True)

@@ -42,10 +42,15 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
     # queued behind other logins in a burst): held, a burst of logins emptied the pool and
     # requests waiting for a connection timed out with 503.
     await session.commit()
-    if not await verify_password(password, user.hashed_password if user else None) or user is None:
+    matches, rehashed = await verify_password(password, user.hashed_password if user else None)
+    if not matches or user is None:
         raise BadRequest(BAD_LOGIN)
     if not user.is_active:
         raise BadRequest("Inactive user")
+    if rehashed is not None:
+        user.hashed_password = rehashed
+        session.add(user)
+        await session.commit()
     return user
 
 
