@@ -24,6 +24,7 @@ SAMPLES: list[ev.Event] = [
         persona=ev.Persona(name="Анна"),
         history=[ev.Turn(role="user", text="hi")],
     ),
+    ev.ResponseCancel(message_id=MID, avatar_id=AID),
     ev.MaterialUploaded(
         avatar_id=AID,
         material_id=MID,

@@ -8,7 +8,13 @@ from bishop_contracts.events import Event
 from bishop_contracts.topics import Topic
 from bishop_infra.bus import Bus
 
-WATCHED = (Topic.LLM_TRAIN, Topic.LLM_INFERENCE, Topic.SOUND_INFERENCE, Topic.MATERIALS)
+WATCHED = (
+    Topic.LLM_TRAIN,
+    Topic.LLM_INFERENCE,
+    Topic.LLM_CANCEL,
+    Topic.SOUND_INFERENCE,
+    Topic.MATERIALS,
+)
 
 
 class BusProbe:

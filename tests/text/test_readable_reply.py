@@ -7,11 +7,13 @@ from typing import Any
 import pytest
 import torch
 from bishop_contracts.text import clean_generated
-from bishop_text import generate
+from bishop_text import scheduler
 from bishop_text.chat_format import Turn
-from bishop_text.generate import Engine
+from bishop_text.generate import Engine, Version
 from bishop_text.models import tiny_llama, train_tokenizer
 from bishop_text.settings import TextSettings
+
+from tests.text.scheduled import Biased, Recording, reply, scheduler_for
 
 TURNS = [Turn("system", "Ты Анна."), Turn("user", "Привет!")]
 
@@ -51,38 +53,13 @@ def _bigram(tokenizer: Any, chain: list[int], *, loop: bool = False) -> Any:
     return model
 
 
-class Recording:
-    """The model, with the ids it generated kept."""
-
-    def __init__(self, model: Any) -> None:
-        self.model, self.device = model, model.device
-        self.generated: list[int] = []
-
-    def generate(self, **kwargs: Any) -> Any:
-        out = self.model.generate(**kwargs)
-        self.generated = out[0, kwargs["input_ids"].shape[1] :].tolist()
-        return out
-
-
-def _reply(tmp_path: Path, tokenizer: Any, model: Any, **settings: Any) -> tuple[str, list[int]]:
-    engine = Engine(
-        TextSettings(
-            _env_file=None,
-            **{
-                "profile": "demo",
-                "cache_dir": tmp_path,
-                "device": "cpu",
-                "max_new_tokens": 20,
-                "temperature": 0.0,
-                **settings,
-            },
-        )
-    )
+def _reply(tokenizer: Any, model: Any, **sampling: Any) -> tuple[str, list[int]]:
+    """The reply's text, and the tokens generated before its last one."""
     recording = Recording(model)
-    pieces: list[str] = []
-    text = engine._stream(tokenizer, recording, TURNS, pieces.append)
+    scheduler = scheduler_for(tokenizer, recording, **{"max_new_tokens": 20, **sampling})
+    pieces, text = reply(scheduler, TURNS)
     assert text == "".join(pieces) == clean_generated(text)
-    return text, recording.generated
+    return text, recording.fed
 
 
 @pytest.fixture(scope="module")
@@ -100,11 +77,11 @@ def test_the_reply_goes_on_until_it_is_readable(
     byte_tokenizer: Any, junk_first: tuple[Any, list[int]], tmp_path: Path
 ) -> None:
     model, wanted = junk_first
-    text, generated = _reply(tmp_path, byte_tokenizer, model)
+    text, generated = _reply(byte_tokenizer, model)
     assert text.strip() and not text.isspace()
-    # It stopped at the first chance: the junk, the first readable token, the end token.
-    assert generated == [*wanted, byte_tokenizer.eos_token_id]
-    assert len(generated) < 20
+    # It stopped at the first chance: the junk, the first readable token, then the end token
+    # (chosen, so never fed back).
+    assert generated == wanted
 
 
 def test_without_the_hold_the_same_model_gives_an_empty_reply(
@@ -113,16 +90,13 @@ def test_without_the_hold_the_same_model_gives_an_empty_reply(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """What the hold prevents: the setup above, with the processor left out."""
-    from transformers import LogitsProcessorList
-
-    monkeypatch.setattr(generate, "_logits_processors", lambda *_: LogitsProcessorList())
+    """What the hold prevents: the setup above, with every text taken for readable."""
+    monkeypatch.setattr(scheduler, "readable", lambda *_: True)
     model, wanted = junk_first
-    text, generated = _reply(tmp_path, byte_tokenizer, model)
+    text, generated = _reply(byte_tokenizer, model)
     assert clean_generated(text).strip() == ""
     # Ended after junk alone (as many tokens as min_new_tokens asks for).
-    assert generated[-1] == byte_tokenizer.eos_token_id and len(generated) <= 2
-    assert generated[:-1] == wanted[: len(generated) - 1]
+    assert generated == wanted[:1]
 
 
 def test_a_model_that_writes_nothing_readable_stops_at_its_budget(
@@ -133,64 +107,33 @@ def test_a_model_that_writes_nothing_readable_stops_at_its_budget(
     model = _bigram(t, [_id(t, "\n"), _id(t, "\x01"), _id(t, "\t"), _id(t, "\x02")])
     # "\n" -> "\x01" -> "\t" -> "\x02" -> ... the end token outranks them all; from "\x02"
     # nothing but the (held) end token is preferred, so the rest are ties at zero.
-    text, generated = _reply(tmp_path, t, model, max_new_tokens=12)
+    text, generated = _reply(t, model, max_new_tokens=12)
     assert clean_generated(text).strip() == ""
-    assert len(generated) == 12 and t.eos_token_id not in generated
+    assert len(generated) == 11 and t.eos_token_id not in generated  # the 12th ended it
 
 
-def _empty_replies(engine: Engine, samples: int) -> int:
-    tokenizer, model = engine._select(generate.Version(None, None, "base"))
+def _empty_before_budget(tmp_path: Path, samples: int) -> int:
+    """Replies that ended empty before their budget of 8 tokens (an empty reply at the budget
+    is a model that wrote nothing readable at all, which the hold cannot help)."""
+    engine = Engine(TextSettings(_env_file=None, profile="demo", cache_dir=tmp_path, device="cpu"))
+    runner = engine._select(Version(None, None, "base"), set(), set())
     # The end token made likelier at every step, so that junk-then-end replies are common.
-    biased = _EosBias(model, tokenizer.eos_token_id, 3.0)
+    biased = Biased(runner.model, runner.tokenizer.eos_token_id, 3.0)
+    sampled = scheduler_for(runner.tokenizer, biased, max_new_tokens=8, temperature=0.7)
     torch.manual_seed(0)
-    replies = [engine._stream(tokenizer, biased, TURNS, lambda _: None) for _ in range(samples)]
-    return sum(not clean_generated(r).strip() for r in replies)
+    empty = 0
+    for _ in range(samples):
+        before = len(biased.fed)
+        text = reply(sampled, TURNS)[1]
+        ended_early = len(biased.fed) - before < 7  # the 8th token is chosen, never fed
+        empty += not clean_generated(text).strip() and ended_early
+    return empty
 
 
 def test_a_sampled_untrained_demo_model_never_replies_empty(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The case that lost replies: few tokens, sampled, from the untrained demo model."""
-    engine = Engine(
-        TextSettings(
-            _env_file=None,
-            profile="demo",
-            cache_dir=tmp_path,
-            device="cpu",
-            max_new_tokens=8,
-            temperature=0.7,
-        )
-    )
-    assert _empty_replies(engine, 40) == 0
-    from transformers import LogitsProcessorList
-
-    monkeypatch.setattr(generate, "_logits_processors", lambda *_: LogitsProcessorList())
-    assert _empty_replies(engine, 40) > 0  # what happens without the hold
-
-
-class _EosBias:
-    """The model, with its end-of-sequence logit raised by `bias` at every step."""
-
-    def __init__(self, model: Any, eos: int, bias: float) -> None:
-        self.model, self.device, self.eos, self.bias = model, model.device, eos, bias
-
-    def generate(self, **kwargs: Any) -> Any:
-        from transformers import LogitsProcessorList
-
-        def raise_eos(_: Any, scores: Any) -> Any:
-            scores[:, self.eos] += self.bias
-            return scores
-
-        extra = LogitsProcessorList([raise_eos, *kwargs.pop("logits_processor", [])])
-        return self.model.generate(logits_processor=extra, **kwargs)
-
-
-def test_every_stop_token_is_held_for_each_sequence(byte_tokenizer: Any) -> None:
-    t = byte_tokenizer
-    stops = [t.eos_token_id, t.pad_token_id]
-    hold = generate.ReadableBeforeEnd(t, prompt_length=1, stop_ids=stops)
-    junk, readable = _id(t, "\x01"), _id(t, "a")
-    ids = torch.tensor([[0, junk, junk], [0, junk, readable]])
-    scores = hold(ids, torch.zeros(2, len(t)))
-    assert scores[0, stops].eq(float("-inf")).all() and scores[1].isfinite().all()
-    assert scores[0].isfinite().sum() == len(t) - len(stops)
+    assert _empty_before_budget(tmp_path, 40) == 0
+    monkeypatch.setattr(scheduler, "readable", lambda *_: True)
+    assert _empty_before_budget(tmp_path, 40) > 0  # what happens without the hold

@@ -104,6 +104,15 @@ class InferenceResponse(Event):
     transcript_urls: list[str] = []
 
 
+class ResponseCancel(Event):
+    """The user stopped this reply: stop generating it. The backend has already stored what
+    was streamed, so whatever the worker sends about it afterwards is ignored."""
+
+    event: Literal["response_cancel"] = "response_cancel"
+    message_id: uuid.UUID
+    avatar_id: uuid.UUID
+
+
 # backend -> workers
 
 
@@ -284,6 +293,7 @@ AnyEvent = Annotated[
     TrainStart
     | TrainStop
     | InferenceResponse
+    | ResponseCancel
     | MaterialUploaded
     | SoundInference
     | SaveResponse
@@ -311,6 +321,7 @@ _any_event: TypeAdapter[Event] = TypeAdapter(AnyEvent)
 TOPIC_EVENTS: dict[Topic, tuple[type[Event], ...]] = {
     Topic.LLM_TRAIN: (TrainStart, TrainStop),
     Topic.LLM_INFERENCE: (InferenceResponse,),
+    Topic.LLM_CANCEL: (ResponseCancel,),
     Topic.SOUND_INFERENCE: (SoundInference,),
     Topic.MATERIALS: (MaterialUploaded,),
     Topic.SAVE_RESPONSE: (ResponseDelta, SaveResponse, ResponseFailed),

@@ -7,6 +7,9 @@ class Topic(StrEnum):
     # backend -> ml-text
     LLM_TRAIN = "llm-train"
     LLM_INFERENCE = "llm-inference"
+    # the user stopped a reply: the worker stops generating it (the backend already keeps
+    # the text streamed so far, so a stop works with the worker down)
+    LLM_CANCEL = "llm-cancel"
     # backend -> ml-sound
     SOUND_INFERENCE = "sound-inference"
     # backend -> both workers (each keeps the materials of its kind)

@@ -1,6 +1,7 @@
 """Events a consumer group has already handled, remembered by event id in the shared state, so
 that a redelivered event (after a crash, a rebalance or a resend) is skipped, not recomputed."""
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -20,6 +21,9 @@ class HandledEvents:
         self.state = state
         self.group = group
         self.ttl = ttl
+        # Handled right now in this process: a subscription that handles events side by side
+        # may meet a redelivery while the original is still running.
+        self._running: dict[uuid.UUID, asyncio.Future[None]] = {}
 
     def _key(self, event_id: uuid.UUID) -> str:
         return f"handled:{self.group}:{event_id}"
@@ -39,10 +43,25 @@ class HandledEvents:
             if skip is not None and skip(event):
                 await handler(event)
                 return
+            if (running := self._running.get(event.event_id)) is not None:
+                # Its twin is being handled: this one ends with it (and fails with it, so that
+                # the bus retries it if the twin did not get through).
+                await asyncio.shield(running)
+                return
             if await self.seen(event.event_id):
                 log.info("%s %s already handled; skipped", event.event, event.event_id)
                 return
-            await handler(event)
-            await self.mark(event.event_id)
+            done = self._running[event.event_id] = asyncio.get_running_loop().create_future()
+            try:
+                await handler(event)
+                await self.mark(event.event_id)
+            except BaseException as exc:
+                done.set_exception(exc)
+                done.exception()  # retrieved: nobody may be waiting on it
+                raise
+            else:
+                done.set_result(None)
+            finally:
+                del self._running[event.event_id]
 
         return handle

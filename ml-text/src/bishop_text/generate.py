@@ -3,20 +3,19 @@ and streamed piece by piece.
 
 One base model is loaded once and LoRA adapters are attached to it by name (an LRU of them),
 so each cached adapter costs its own few megabytes, not another base model. Demo versions are
-whole tiny models, cached the same way.
+whole tiny models, cached the same way. Replies in flight are generated together by the
+generation scheduler (`scheduler.py`), which owns the models while it runs.
 """
 
 import hashlib
 import io
 import json
 import logging
-import queue
 import shutil
 import tarfile
-import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,13 @@ from bishop_contracts.text import clean_generated
 from bishop_text.chat_format import Turn, prompt
 from bishop_text.models import demo_base
 from bishop_text.retrieval import Passage
+from bishop_text.scheduler import (
+    BASE_ADAPTER,
+    GenerationScheduler,
+    NotNow,
+    Runner,
+    Sampling,
+)
 from bishop_text.settings import TextSettings
 from bishop_text.train import ARTIFACT_FILE
 
@@ -45,10 +51,18 @@ class Version:
 class Engine:
     def __init__(self, settings: TextSettings) -> None:
         self.settings = settings
-        self._lock = threading.Lock()
         self._base: tuple[Any, Any] | None = None
         self._adapters: OrderedDict[str, None] = OrderedDict()
         self._full: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
+        self.scheduler = GenerationScheduler(
+            self._runner,
+            Sampling(
+                max_new_tokens=settings.max_new_tokens,
+                min_new_tokens=min(settings.min_new_tokens, settings.max_new_tokens),
+                temperature=settings.temperature,
+            ),
+            settings.max_batch_size,
+        )
 
     def version_folder(self, adapter_url: str) -> Path:
         digest = hashlib.sha256(adapter_url.encode()).hexdigest()[:24]
@@ -77,27 +91,49 @@ class Engine:
         kind = json.loads((folder / ARTIFACT_FILE).read_text())["kind"]
         return Version(adapter_url, folder, kind)
 
-    def generate(self, version: Version, turns: list[Turn], on_piece: Callable[[str], None]) -> str:
-        """Blocking: generate the bot's answer to `turns`; every new piece goes to `on_piece`."""
-        with self._lock:
-            tokenizer, model = self._select(version)
-            return self._stream(tokenizer, model, turns, on_piece)
+    def generate(
+        self,
+        version: Version,
+        turns: list[Turn],
+        on_piece: Callable[[str], None],
+        reply_id: uuid.UUID | None = None,
+    ) -> str:
+        """Blocking: generate the bot's answer to `turns`; every new piece goes to `on_piece`.
+        Raises ReplyCancelled if `cancel(reply_id)` stopped it."""
+        return self.scheduler.generate((version, turns), on_piece, reply_id)
 
-    def _select(self, version: Version) -> tuple[Any, Any]:
+    def cancel(self, reply_id: uuid.UUID) -> bool:
+        """Stop generating that reply (at the next step); False if it is not generated here."""
+        return self.scheduler.cancel(reply_id)
+
+    def _runner(
+        self, payload: tuple[Version, list[Turn]], in_use: set[str], busy: set[int]
+    ) -> tuple[Runner, list[int]]:
+        """Called by the scheduler, on its thread: what generates this reply, and its prompt."""
+        version, turns = payload
+        runner = self._select(version, in_use, busy)
+        budget = self.settings.context_tokens - self.settings.max_new_tokens
+        return runner, _fit(runner.tokenizer, turns, budget)[0].tolist()
+
+    def _select(self, version: Version, in_use: set[str], busy: set[int]) -> Runner:
         if version.kind == "full" or (version.kind == "base" and self.settings.profile == "demo"):
             folder = version.folder or demo_base(self.settings.resolved_cache_dir / "demo-base")
-            return self._full_model(str(folder), folder)
+            return Runner(*self._full_model(str(folder), folder), adapter=None)
         tokenizer, model = self._base_model()
+        wrapped = hasattr(model, "peft_config")
         if version.kind == "base":
-            return tokenizer, _WithoutAdapters(model)
+            return Runner(tokenizer, model, BASE_ADAPTER if wrapped else None)
         name = hashlib.sha256(str(version.key).encode()).hexdigest()[:16]
         if name not in self._adapters:
-            model = self._attach(model, name, version.folder)
+            if not wrapped and id(model) in busy:
+                # peft puts the first adapter's layers into the base model itself: the base
+                # replies running on it now would go through them.
+                raise NotNow
+            model = self._attach(model, name, version.folder, in_use)
         self._adapters.move_to_end(name)
-        model.set_adapter(name)
-        return tokenizer, model
+        return Runner(tokenizer, model, name)
 
-    def _attach(self, model: Any, name: str, folder: Path | None) -> Any:
+    def _attach(self, model: Any, name: str, folder: Path | None, in_use: set[str]) -> Any:
         from peft import PeftModel
 
         if hasattr(model, "load_adapter") and hasattr(model, "peft_config"):
@@ -107,8 +143,11 @@ class Engine:
             self._base = (self._base[0], model)  # type: ignore[index]
         model.eval()
         self._adapters[name] = None
-        while len(self._adapters) > self.settings.adapter_cache_size:
-            evicted, _ = self._adapters.popitem(last=False)
+        # The least recently used adapters go, but never one a reply in flight uses.
+        for evicted in [a for a in self._adapters if a not in in_use and a != name]:
+            if len(self._adapters) <= self.settings.adapter_cache_size:
+                break
+            del self._adapters[evicted]
             model.delete_adapter(evicted)
         return model
 
@@ -142,49 +181,6 @@ class Engine:
         if self.settings.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         return self.settings.device
-
-    def _stream(
-        self, tokenizer: Any, model: Any, turns: list[Turn], on_piece: Callable[[str], None]
-    ) -> str:
-        budget = self.settings.context_tokens - self.settings.max_new_tokens
-        ids = _fit(tokenizer, turns, budget)
-        streamer = _Pieces(tokenizer)
-        sampling = self.settings.temperature > 0
-        kwargs = {
-            "input_ids": ids.to(model.device),
-            "attention_mask": ids.new_ones(ids.shape).to(model.device),
-            "max_new_tokens": self.settings.max_new_tokens,
-            "min_new_tokens": min(self.settings.min_new_tokens, self.settings.max_new_tokens),
-            "streamer": streamer,
-            "do_sample": sampling,
-            "eos_token_id": tokenizer.eos_token_id,
-            "pad_token_id": tokenizer.pad_token_id or tokenizer.eos_token_id,
-        }
-        if sampling:
-            kwargs.update(temperature=self.settings.temperature, top_p=0.9)
-        kwargs["logits_processor"] = _logits_processors(
-            ReadableBeforeEnd(tokenizer, ids.shape[1], kwargs["eos_token_id"])
-        )
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                model.generate(**kwargs)
-            except BaseException as exc:  # reported below, on the caller's thread
-                failure.append(exc)
-                streamer.stop()
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        pieces = []
-        for piece in streamer:
-            if piece:
-                pieces.append(piece)
-                on_piece(piece)
-        thread.join()
-        if failure:
-            raise failure[0]
-        return "".join(pieces)  # clean, as each piece is: the reply is exactly its deltas
 
 
 class Detokenizer:
@@ -222,95 +218,6 @@ class Detokenizer:
             return self.tokenizer.decode(ids, skip_special_tokens=True)
 
         return decode(self.ids[self.start : self.sent]), decode(self.ids[self.start :])
-
-
-class ReadableBeforeEnd:
-    """A logits processor for `model.generate`: no end-of-sequence (or other stop) token until
-    the reply holds readable text.
-
-    An untrained or unlucky model may emit only control bytes or halves of characters and then
-    its end token; cleaned, that reply is empty, and the backend fails it. The stop tokens'
-    logits are -inf until the generated text, cleaned as the reply will be, has a character
-    that is not whitespace. Cheap: only the last few tokens are decoded, and only until then
-    (UTF-8 resynchronises at every character, so a window that starts mid-character never makes
-    up one, and a character that a new token completes spans at most four byte tokens).
-    `max_new_tokens` still bounds the reply: a model that never writes anything readable ends
-    there, and the reply fails as before.
-    """
-
-    WINDOW = 8  # tokens: a character's four bytes, with room for skipped special tokens
-
-    def __init__(
-        self, tokenizer: Any, prompt_length: int, stop_ids: int | list[int] | None
-    ) -> None:
-        self.tokenizer = tokenizer
-        self.prompt_length = prompt_length
-        # What `generate` stops on: the same value as its `eos_token_id`.
-        listed = stop_ids if isinstance(stop_ids, list) else [stop_ids]
-        self.stop_ids = sorted({i for i in listed if i is not None})
-        self.readable: list[bool] = []  # per sequence in the batch
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        if not self.readable:
-            self.readable = [False] * input_ids.shape[0]
-        start = max(self.prompt_length, input_ids.shape[1] - self.WINDOW)
-        for row, done in enumerate(self.readable):
-            if not done and input_ids.shape[1] > start:
-                window = input_ids[row, start:].tolist()
-                text = self.tokenizer.decode(window, skip_special_tokens=True)
-                self.readable[row] = bool(clean_generated(text).strip())
-            if not self.readable[row] and self.stop_ids:
-                scores[row, self.stop_ids] = float("-inf")
-        return scores
-
-
-def _logits_processors(*processors: Any) -> Any:
-    from transformers import LogitsProcessorList
-
-    return LogitsProcessorList(processors)
-
-
-class _Pieces:
-    """A streamer for `model.generate` (which calls `put` with the prompt, then with each new
-    token, and `end`): the pieces come out of the iterator, on the caller's thread."""
-
-    def __init__(self, tokenizer: Any) -> None:
-        self.detokenizer = Detokenizer(tokenizer)
-        self.queue: queue.Queue[str | None] = queue.Queue()
-        self.prompt_seen = False
-
-    def put(self, value: Any) -> None:
-        if not self.prompt_seen:
-            self.prompt_seen = True
-            return
-        self.queue.put(self.detokenizer.push(value.reshape(-1).tolist()))
-
-    def end(self) -> None:
-        try:
-            self.queue.put(self.detokenizer.finish())
-        finally:
-            self.stop()
-
-    def stop(self) -> None:
-        self.queue.put(None)
-
-    def __iter__(self) -> Iterator[str]:
-        while (piece := self.queue.get()) is not None:
-            yield piece
-
-
-class _WithoutAdapters:
-    """The base model's behaviour even when adapters are attached to it."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-        self.device = model.device
-
-    def generate(self, **kwargs: Any) -> Any:
-        if hasattr(self.model, "disable_adapter") and hasattr(self.model, "peft_config"):
-            with self.model.disable_adapter():
-                return self.model.generate(**kwargs)
-        return self.model.generate(**kwargs)
 
 
 def _fit(tokenizer: Any, turns: list[Turn], budget: int) -> Any:

@@ -26,6 +26,23 @@ class TextSettings(InfraSettings):
     context_tokens: int = 2048
     retrieved_passages: int = 3
     adapter_cache_size: int = 20
+    # Replies generated together, at most (the rest wait for a place in the batch).
+    max_batch_size: int = 32
+
+    # Replies from an OpenAI-compatible server instead of this process, e.g. http://llm:8000/v1
+    # (vLLM, the `llm` compose service; docs/deployment.md). It serves a base model and the
+    # avatars' LoRA adapters: the cpu and gpu profiles, not the demo one's whole tiny models.
+    llm_url: str = ""
+    llm_model: str = ""  # the base model's name at the server; empty: the base model
+    # register: the worker has the server load each adapter (vLLM's POST /v1/load_lora_adapter,
+    # VLLM_ALLOW_RUNTIME_LORA_UPDATING=True); resolver: the server finds `{name}/` in the
+    # adapter folder itself (vLLM's lora_filesystem_resolver on VLLM_LORA_RESOLVER_CACHE_DIR).
+    llm_adapter_loading: Literal["register", "resolver"] = "register"
+    # Where the worker puts the adapters for the server (default: in cache_dir), and that folder
+    # as the server sees it (a volume both mount; empty: the same path).
+    llm_adapter_dir: Path | None = None
+    llm_adapter_dir_at_server: str = ""
+    llm_timeout_seconds: float = 120.0  # the longest the server may send nothing
 
     train_epochs: float = 3.0
     train_max_steps: int = -1

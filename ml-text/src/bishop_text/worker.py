@@ -9,8 +9,10 @@ retry; only what is the event's own fault fails the material or reply.
 
 import asyncio
 import logging
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from bishop_contracts import events as ev
@@ -29,7 +31,9 @@ from bishop_text.ingest import MaterialError, Transcript, extension
 from bishop_text.ingest.isolated import IngestProcess, Material, Whisper
 from bishop_text.ingest.limits import Limits
 from bishop_text.jobs import TrainingJobs
+from bishop_text.llm_server import LlmRefused, LlmServer
 from bishop_text.retrieval import Bm25, Passage
+from bishop_text.scheduler import ReplyCancelled
 from bishop_text.settings import TextSettings
 
 WORKER = "ml-text"
@@ -54,6 +58,8 @@ class TextWorker:
         self.storage = storage_from_url(settings.resolved_storage_url)
         self.state = state_from_url(settings.state_url)
         self.engine = Engine(settings)
+        # Replies from an OpenAI-compatible server (vLLM) instead of the engine, when one is set.
+        self.llm = LlmServer(settings) if settings.llm_url else None
         self.temp = TempRoot(WORKER, settings.temp_dir)
         self.jobs = TrainingJobs(settings, self.storage, self.bus, self.state, temp=self.temp)
         self.ingest = IngestProcess(
@@ -70,11 +76,19 @@ class TextWorker:
         training = HandledEvents(self.state, f"{group}-train")
         self.bus.subscribe(f"{group}-train", [Topic.LLM_TRAIN], training.once(self.on_train))
         replies = HandledEvents(self.state, group)
+        # Replies are handled side by side: the generation scheduler batches those in flight.
         self.bus.subscribe(
             group,
             [Topic.LLM_INFERENCE, Topic.HEALTH_CHECK_TEXT],
             replies.once(self.on_reply, skip=lambda e: isinstance(e, ev.HealthCheck)),
+            concurrency=settings.max_batch_size,
         )
+        # Each reply in flight waits for its pieces on a thread of its own.
+        self._reply_threads = ThreadPoolExecutor(
+            settings.max_batch_size, thread_name_prefix="reply"
+        )
+        # Its own group, so that a stop is read while the replies' consumer is busy generating.
+        self.bus.subscribe(f"{group}-cancel", [Topic.LLM_CANCEL], self.on_cancel)
 
     def _whisper(self) -> Whisper:
         s = self.settings
@@ -165,6 +179,8 @@ class TextWorker:
         elif isinstance(event, ev.InferenceResponse):
             try:
                 await self.reply(event)
+            except ReplyCancelled:
+                log.info("reply %s stopped by its user", event.message_id)
             except Exception as exc:
                 if is_transient(exc) and not isinstance(exc, NotAnOutage):
                     raise  # storage or bus down: the bus retries the event once it is back
@@ -178,6 +194,12 @@ class TextWorker:
                         reason=f"generation failed: {type(cause).__name__}: {cause}"[:500],
                     ),
                 )
+
+    async def on_cancel(self, event: ev.Event) -> None:
+        # A stop needs no bookkeeping: cancelling twice, or a reply no longer generated, is a no-op.
+        cancel = getattr(self.llm or self.engine, "cancel", None)
+        if isinstance(event, ev.ResponseCancel) and cancel is not None:
+            cancel(event.message_id)
 
     async def reply(self, event: ev.InferenceResponse) -> None:
         if event.adapter_url:
@@ -206,7 +228,12 @@ class TextWorker:
                 self.bus.publish(Topic.SAVE_RESPONSE, delta), loop
             ).result()
 
-        text = await asyncio.to_thread(self._generate, version, turns, on_piece)
+        if self.llm is not None:
+            text = await self._generate_remote(event, version, turns, on_piece)
+        else:
+            text = await loop.run_in_executor(
+                self._reply_threads, self._generate, version, turns, on_piece, event.message_id
+            )
         await self.bus.publish(
             Topic.SAVE_RESPONSE,
             ev.SaveResponse(
@@ -219,7 +246,11 @@ class TextWorker:
         )
 
     def _generate(
-        self, version: Version, turns: list[Turn], on_piece: Callable[[str], None]
+        self,
+        version: Version,
+        turns: list[Turn],
+        on_piece: Callable[[str], None],
+        reply_id: uuid.UUID,
     ) -> str:
         """Blocking: the engine's answer; what the model raises comes as NotAnOutage, what
         publishing a piece raises (the bus is down) as itself."""
@@ -233,11 +264,38 @@ class TextWorker:
                 raise
 
         try:
-            return self.engine.generate(version, turns, publish)
+            return self.engine.generate(version, turns, publish, reply_id)
+        except ReplyCancelled:
+            raise
         except Exception as exc:
             if published:
                 raise
             raise NotAnOutage(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _generate_remote(
+        self,
+        event: ev.InferenceResponse,
+        version: Version,
+        turns: list[Turn],
+        on_piece: Callable[[str], None],
+    ) -> str:
+        """The LLM server's answer; what it refuses comes as NotAnOutage, an outage of it
+        (LlmUnavailable) and what publishing a piece raises as themselves."""
+        assert self.llm is not None
+
+        async def publish(piece: str) -> None:
+            await asyncio.to_thread(on_piece, piece)
+
+        try:
+            return await self.llm.generate(
+                version,
+                turns,
+                publish,
+                version_id=event.adapter_version_id,
+                reply_id=event.message_id,
+            )
+        except LlmRefused as exc:
+            raise NotAnOutage(str(exc)) from exc
 
     async def _index(self, transcript_urls: list[str]) -> Bm25:
         key = tuple(sorted(transcript_urls))

@@ -60,6 +60,8 @@ REPLY_EVENT = {
         _event(["text"], _payload(text=_TEXT, passage_ids={"type": "array", "items": _TEXT})),
         _event(["dub_chunk"], _payload(index=_INDEX, url=_URL)),
         _event(["dub"], _payload(url=_URL)),
+        # The user stopped the reply: the text it keeps; the stream ends.
+        _event(["stopped"], _payload(text=_TEXT)),
         _event(["error", "dub_error", "reconnect", "timeout"], _payload(reason=_TEXT)),
     ]
 }
@@ -153,9 +155,10 @@ async def send_message(
 
 @router.get("/{chat_id}/msgs/{msg_id}/response", response_model=MessagePublic)
 async def read_response(session: SessionDep, message: OwnedMessage) -> Message:
-    """The reply once its text is ready (404 until then; a failed one says why)."""
+    """The reply once its text is ready (404 until then; a failed one says why, a stopped one
+    has the text it kept)."""
     reply = await chats.reply_of(session, message)
-    if reply.status == ReplyStatus.FAILED:
+    if reply.status in (ReplyStatus.FAILED, ReplyStatus.STOPPED):
         return reply
     if reply.status != ReplyStatus.READY:
         raise NotFound("The response is not ready yet")
@@ -172,9 +175,24 @@ async def retry_response(
     chat: OwnedChat,
     avatar: OwnedAvatar,
 ) -> Message:
-    """Ask again for a reply whose generation failed (409 for any other reply)."""
+    """Ask again for a reply whose generation failed or was stopped (409 for any other reply)."""
     reply = await chats.reply_of(session, message)
     return await chats.retry(infra, session, avatar, chat, reply)
+
+
+@router.post(
+    "/{chat_id}/msgs/{msg_id}/response/stop", response_model=MessagePublic, responses=errors(409)
+)
+async def stop_response(
+    session: SessionDep,
+    infra: InfraDep,
+    message: OwnedMessage,  # first: it loads the avatar with it (see deps)
+    avatar: OwnedAvatar,
+) -> Message:
+    """Stop a reply while it streams: it keeps the text so far, is marked `stopped` and is not
+    voiced (409 once the reply is ready, failed or stopped)."""
+    reply = await chats.reply_of(session, message)
+    return await chats.stop(infra, session, avatar, reply)
 
 
 @router.get(
@@ -187,7 +205,8 @@ async def retry_response(
 async def stream_response(
     session: SessionDep, infra: InfraDep, message: OwnedMessage, avatar: OwnedAvatar
 ) -> StreamingResponse:
-    """Server-Sent Events: `delta`..., `text`, `dub_chunk`..., `dub` (or `error`/`dub_error`)."""
+    """Server-Sent Events: `delta`..., `text`, `dub_chunk`..., `dub` (or `error`/`dub_error`;
+    `stopped` with the text kept, for a reply the user stopped)."""
     reply = await chats.reply_of(session, message)
     dub_url = replies.dub_path(API_PREFIX, reply, avatar.id)
     # A stream waits up to minutes: it must not keep a pooled connection checked out meanwhile

@@ -15,12 +15,14 @@ class MessageRole(StrEnum):
 
 
 class ReplyStatus(StrEnum):
-    """State of an avatar's reply text, and separately of its dub."""
+    """State of an avatar's reply text, and separately of its dub. A reply the user stopped
+    while it streamed is `stopped`: it keeps the text so far and is not voiced."""
 
     NONE = "none"
     PENDING = "pending"
     READY = "ready"
     FAILED = "failed"
+    STOPPED = "stopped"
 
 
 class ChatBase(SQLModel):

@@ -2,7 +2,8 @@
 
 import uuid
 
-from bishop_contracts.events import InferenceResponse, Persona, Turn
+from bishop_contracts.events import InferenceResponse, Persona, ResponseCancel, Turn
+from bishop_contracts.text import clean_generated
 from bishop_contracts.topics import Topic
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -23,11 +24,13 @@ from bishop_backend.models import (
     MessageSent,
     ReplyStatus,
 )
+from bishop_backend.services import replies
 from bishop_backend.services.idempotency import Idempotency
 from bishop_backend.services.outbox import emit
-from bishop_backend.services.replies import deltas_key as replies_deltas_key
-from bishop_backend.services.replies import dub_chunks_key
 from bishop_backend.services.sweeper import fail_if
+
+# A reply the user may ask for again: its generation failed, or the user stopped it.
+RETRYABLE = (ReplyStatus.FAILED, ReplyStatus.STOPPED)
 
 
 async def list_chats(session: AsyncSession, avatar: Avatar) -> list[Chat]:
@@ -92,22 +95,23 @@ async def send(
 async def retry(
     infra: Infra, session: AsyncSession, avatar: Avatar, chat: Chat, reply: Message
 ) -> Message:
-    """Ask again for a reply whose generation failed."""
-    if reply.status != ReplyStatus.FAILED:
-        raise Conflict("Only a failed reply can be retried")
+    """Ask again for a reply whose generation failed or was stopped."""
+    if reply.status not in RETRYABLE:
+        raise Conflict("Only a failed or stopped reply can be retried")
     question = await session.get(Message, reply.reply_to_id) if reply.reply_to_id else None
     if question is None:
         raise NotFound("The message this reply answers is gone")
-    # What the failed attempt streamed must not mix with the new one's pieces.
-    await infra.state.delete(replies_deltas_key(reply.id))
-    await infra.state.delete(dub_chunks_key(reply.id))
+    # What the earlier attempt streamed must not mix with the new one's pieces.
+    await infra.state.delete(replies.deltas_key(reply.id))
+    await infra.state.delete(replies.dub_chunks_key(reply.id))
+    await infra.state.delete(replies.stopped_key(reply.id))
     # Claimed with a conditional write: of two retries at once (a double click, two tabs), one
     # asks for a reply and the other gets 409.
     claimed = await fail_if(
         session,
         Message,
         reply.id,
-        col(Message.status) == ReplyStatus.FAILED,
+        col(Message.status).in_(RETRYABLE),
         status=ReplyStatus.PENDING,
         error=None,
         text="",
@@ -115,10 +119,43 @@ async def retry(
         dub_key=None,
     )
     if not claimed:
-        raise Conflict("Only a failed reply can be retried")
+        raise Conflict("Only a failed or stopped reply can be retried")
     await session.refresh(reply)
     await _request_reply(infra, session, avatar, chat, reply, question.text)
     await session.commit()
+    return reply
+
+
+async def stop(infra: Infra, session: AsyncSession, avatar: Avatar, reply: Message) -> Message:
+    """Stop a reply while it is generated: it keeps the text streamed so far, is not voiced,
+    and the text worker is told to stop generating it."""
+    if reply.status != ReplyStatus.PENDING:
+        raise Conflict(f"Only a reply being generated can be stopped; this one is {reply.status}")
+    # The backend decides the outcome, from what was streamed: a stop works with the worker down.
+    pieces = await infra.state.get_fields(replies.deltas_key(reply.id))
+    text = clean_generated("".join(pieces[i] for i in sorted(pieces, key=int))).strip()
+    # Claimed with a conditional write: a reply that became ready (or failed) a moment ago, or
+    # a second stop at once, gets 409; a late answer of the generation waits for this
+    # transaction and then finds the reply stopped.
+    claimed = await fail_if(
+        session,
+        Message,
+        reply.id,
+        col(Message.status) == ReplyStatus.PENDING,
+        status=ReplyStatus.STOPPED,
+        text=text,
+        error=None,
+        dub_status=ReplyStatus.NONE,
+    )
+    if not claimed:
+        await session.rollback()
+        await session.refresh(reply)
+        raise Conflict(f"Only a reply being generated can be stopped; this one is {reply.status}")
+    emit(session, Topic.LLM_CANCEL, ResponseCancel(message_id=reply.id, avatar_id=avatar.id))
+    await session.commit()
+    await session.refresh(reply)
+    await infra.state.set_value(replies.stopped_key(reply.id), "1", replies.DELTAS_TTL)
+    await replies.notify(infra, reply.id, "stopped", text=reply.text)
     return reply
 
 

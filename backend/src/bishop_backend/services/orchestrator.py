@@ -92,6 +92,8 @@ class Orchestrator:
             await replies.notify(self.infra, reply_id, kind, **data)
 
     async def _delta(self, event: ev.ResponseDelta) -> None:
+        if await self.infra.state.get_value(replies.stopped_key(event.message_id)) is not None:
+            return  # the user stopped the reply: it keeps what it had when they did
         # The index makes a redelivered delta rewrite the same field: no id bookkeeping needed.
         key = replies.deltas_key(event.message_id)
         text = clean_generated(event.text)
@@ -104,6 +106,8 @@ class Orchestrator:
         if found is None or not _under(found[1], event.chunk_url):
             log.warning("dub chunk for unknown reply or outside its avatar: %s", event.event_id)
             return
+        if found[0].status == ReplyStatus.STOPPED:
+            return
         key = replies.dub_chunks_key(event.message_id)
         await self.infra.state.put_field(key, str(event.index), event.chunk_url, replies.DELTAS_TTL)
         await replies.notify(self.infra, event.message_id, "dub_chunk", index=event.index)
@@ -114,16 +118,34 @@ def _under(avatar: Avatar, key: str) -> bool:
     return key.startswith(avatar_prefix(avatar.owner_id, avatar.id)) and ".." not in key
 
 
+# A reply that has its answer, or that the user stopped: a late answer changes nothing.
+_SETTLED = (ReplyStatus.READY, ReplyStatus.STOPPED)
+
+
+async def _unsettled_reply(session: AsyncSession, event: Any) -> tuple[Message, Avatar] | None:
+    """The reply a text worker's answer is for, if it still takes one (pending, or failed by a
+    sweep or a dead letter)."""
+    found = await load_reply(session, event.message_id)
+    if found is None:
+        log.warning("%s for unknown reply %s", event.event, event.message_id)
+        return None
+    # Claimed with a conditional write first: a stop committed a moment ago is seen, and one
+    # that comes later waits for this transaction (the row is locked) instead of being
+    # overwritten by it.
+    if found[0].status in _SETTLED or not await fail_if(
+        session, Message, found[0].id, col(Message.status).not_in(_SETTLED), updated_at=utcnow()
+    ):
+        log.info("%s for reply %s ignored: it is %s", event.event, found[0].id, found[0].status)
+        return None
+    return found
+
+
 async def _save_response(
     infra: Infra, session: AsyncSession, event: ev.SaveResponse, notes: Notes
 ) -> None:
-    found = await load_reply(session, event.message_id)
-    if found is None:
-        log.warning("save_response for unknown reply %s", event.message_id)
+    if (found := await _unsettled_reply(session, event)) is None:
         return
     reply, avatar = found
-    if reply.status == ReplyStatus.READY:
-        return
     text = clean_generated(event.generated_text).strip()
     if not text:
         # Nothing to show or voice: a failure the user can retry, not an empty "ready".
@@ -174,8 +196,7 @@ async def _voice_samples(session: AsyncSession, avatar: Avatar) -> list[str]:
 async def _response_failed(
     infra: Infra, session: AsyncSession, event: ev.ResponseFailed, notes: Notes
 ) -> None:
-    found = await load_reply(session, event.message_id)
-    if found is None or found[0].status == ReplyStatus.READY:
+    if (found := await _unsettled_reply(session, event)) is None:
         return
     reply = found[0]
     reply.status = ReplyStatus.FAILED
@@ -192,6 +213,8 @@ async def _save_dub(
         log.warning("dub for unknown reply or outside its avatar: %s", event.event_id)
         return
     reply = found[0]
+    if reply.status == ReplyStatus.STOPPED:
+        return  # a stopped reply is not voiced
     reply.dub_key = event.dub_url
     reply.dub_status = ReplyStatus.READY
     reply.dub_voice = event.voice
@@ -209,6 +232,8 @@ async def _dub_failed(
     if found is None or found[0].dub_status == ReplyStatus.READY:
         return
     reply = found[0]
+    if reply.status == ReplyStatus.STOPPED:
+        return  # a stopped reply is not voiced
     reply.dub_status = ReplyStatus.FAILED
     reply.error = clean_generated(event.reason)[:2000]
     session.add(reply)
@@ -330,6 +355,11 @@ async def _dead_letter(
     infra: Infra, session: AsyncSession, event: ev.DeadLetter, notes: Notes
 ) -> None:
     """A consumer gave up on an event: fail what it belonged to, so nothing waits forever."""
+    if event.topic == Topic.LLM_CANCEL:
+        # The reply was stopped (the backend already decided that); it may have been retried
+        # since, and the new attempt must not fail for the old stop.
+        log.warning("a stop the text worker could not handle: %s", event.reason)
+        return
     reason = clean_generated(f"Bishop could not process this ({event.group}): {event.reason}")
     reason = reason[:2000]
     if event.message_id is not None:

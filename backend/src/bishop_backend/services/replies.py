@@ -1,4 +1,5 @@
-"""A reply as a stream of Server-Sent Events: deltas, then the final text, then the dub.
+"""A reply as a stream of Server-Sent Events: deltas, then the final text, then the dub (or,
+for a reply the user stopped, `stopped` with the text it keeps).
 
 Handlers of worker events `notify` a per-reply channel in the shared state; a stream subscribes
 first and reads what is stored second, so it misses nothing and skips what it already sent.
@@ -15,7 +16,7 @@ from bishop_backend.infra import Infra
 from bishop_backend.models import Message, ReplyStatus
 
 DELTAS_TTL = 3600.0
-FINAL = {"error", "dub", "dub_error"}
+FINAL = {"error", "dub", "dub_error", "stopped"}
 RECONNECT_MS = 1000
 
 
@@ -29,6 +30,11 @@ def deltas_key(reply_id: uuid.UUID) -> str:
 
 def dub_chunks_key(reply_id: uuid.UUID) -> str:
     return f"reply:{reply_id}:dub-chunks"
+
+
+def stopped_key(reply_id: uuid.UUID) -> str:
+    """Set while a reply is stopped: deltas its generation still sends are dropped unread."""
+    return f"reply:{reply_id}:stopped"
 
 
 async def notify(infra: Infra, reply_id: uuid.UUID, kind: str, **data: Any) -> None:
@@ -62,6 +68,9 @@ async def _catch_up(
         return [sse("error", {"reason": "the reply was deleted"})], True
     if reply.status == ReplyStatus.FAILED:
         return [sse("error", {"reason": reply.error or "generation failed"})], True
+    if reply.status == ReplyStatus.STOPPED:
+        # What the stream sent so far is replaced by what the reply kept.
+        return [sse("stopped", {"text": reply.text})], True
     events = []
     if reply.status == ReplyStatus.READY:
         if not sent.text:

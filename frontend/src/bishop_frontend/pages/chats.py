@@ -119,7 +119,9 @@ def ReplyBubble(base: str, reply: dict[str, Any]) -> Any:
             id=f"reply-{rid}",
         )
     voice = Voice(base, rid, reply.get("dub_voice")) if reply.get("dub_status") == "ready" else ""
-    if reply["status"] == "ready" and reply.get("dub_status") in ("ready", "failed", "none"):
+    if reply["status"] == "stopped" or (
+        reply["status"] == "ready" and reply.get("dub_status") in ("ready", "failed", "none")
+    ):
         return fh.Div(fh.Div(reply["text"], cls="text"), voice, cls="msg avatar", id=f"reply-{rid}")
     text = (
         reply["text"] if reply["status"] == "ready" else fh.Span("Avatar is typing…", cls="typing")
@@ -290,7 +292,8 @@ async def _fragments(
             if kind == "delta":
                 text += data["text"]
                 yield fh.sse_message(fh.Span(text), event="text")
-            elif kind == "text":
+            elif kind in ("text", "stopped"):
+                # A stopped reply ends with the text it kept, and is not voiced.
                 text = data["text"]
                 yield fh.sse_message(fh.Span(text), event="text")
             elif kind == "dub":
@@ -301,7 +304,7 @@ async def _fragments(
                 yield fh.sse_message(
                     fh.P(f"No voice: {data.get('reason', '')}", cls="muted"), event="voice"
                 )
-            if kind in ("dub", "dub_error", "error", "timeout"):
+            if kind in ("dub", "dub_error", "error", "timeout", "stopped"):
                 break
     except ApiError as exc:
         yield fh.sse_message(Failure(base, rid, exc.detail), event="problem")

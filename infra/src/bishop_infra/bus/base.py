@@ -41,6 +41,9 @@ class Subscription:
     group: str
     topics: tuple[Topic, ...]
     handler: Handler
+    # Events handled at once; above 1, their order is not kept (each is committed only when
+    # it and everything before it are handled).
+    concurrency: int = 1
 
 
 class Bus(ABC):
@@ -60,9 +63,12 @@ class Bus(ABC):
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
 
-    def subscribe(self, group: str, topics: Sequence[Topic], handler: Handler) -> None:
-        """Register a consumer group's handler; takes effect at `start`."""
-        self._subscriptions.append(Subscription(group, tuple(topics), handler))
+    def subscribe(
+        self, group: str, topics: Sequence[Topic], handler: Handler, *, concurrency: int = 1
+    ) -> None:
+        """Register a consumer group's handler; takes effect at `start`. `concurrency` events
+        may be handled at once, in no particular order (for requests that are independent)."""
+        self._subscriptions.append(Subscription(group, tuple(topics), handler, max(1, concurrency)))
 
     async def publish(self, topic: Topic, event: Event) -> None:
         if not topic_accepts(topic, event):

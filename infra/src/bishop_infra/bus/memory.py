@@ -48,7 +48,8 @@ class MemoryBus(Bus):
         for sub in self._subscriptions:
             for topic in sub.topics:
                 queue = self.broker.queue(sub.group, topic)
-                self._tasks.append(asyncio.create_task(self._consume(sub, topic, queue)))
+                for _ in range(sub.concurrency):
+                    self._tasks.append(asyncio.create_task(self._consume(sub, topic, queue)))
 
     async def _consume(self, sub: Subscription, topic: str, queue: asyncio.Queue[bytes]) -> None:
         while True:

@@ -105,13 +105,7 @@ class LlasaSynthesizer(Synthesizer):
     def conditioning(self, samples: list[Path]) -> Any:
         """The voice prompt: up to `llasa_prompt_seconds` of the samples, their transcript and
         their X-Codec2 codes."""
-        pieces = []
-        for path in samples:
-            audio, rate = read_wav(path.read_bytes())
-            if rate != self.input_rate:
-                raise AudioError(f"voice samples must be prepared at {self.input_rate} Hz")
-            pieces.append(audio)
-        audio = prompt_audio(pieces, self.input_rate, self.settings.llasa_prompt_seconds)
+        audio = sample_prompt(samples, self.input_rate, self.settings.llasa_prompt_seconds)
         if audio.size < self.hop:
             raise AudioError("the voice sample is too short for a LLaSA prompt")
         text = self.transcribe(audio)
@@ -286,6 +280,17 @@ def speech_token_range(tokenizer: Any) -> tuple[int, int]:
     if _token_id(tokenizer, f"<|s_{count - 1}|>") != first + count - 1:
         raise RuntimeError("the tokenizer's speech tokens are not numbered in a row")
     return first, count
+
+
+def sample_prompt(samples: list[Path], rate: int, seconds: float) -> np.ndarray:
+    """Up to `seconds` of the prepared voice samples (WAV files at `rate`), as one prompt."""
+    pieces = []
+    for path in samples:
+        audio, found = read_wav(path.read_bytes())
+        if found != rate:
+            raise AudioError(f"voice samples must be prepared at {rate} Hz")
+        pieces.append(audio)
+    return prompt_audio(pieces, rate, seconds)
 
 
 def prompt_audio(pieces: list[np.ndarray], rate: int, seconds: float) -> np.ndarray:

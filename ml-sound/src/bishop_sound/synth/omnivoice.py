@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from bishop_sound.audio import AudioError, read_wav
+from bishop_sound.audio import AudioError
 from bishop_sound.settings import SoundSettings
 from bishop_sound.synth.base import StaleConditioning, Synthesizer
-from bishop_sound.synth.llasa import prompt_audio
+from bishop_sound.synth.llasa import sample_prompt
 from bishop_sound.synth.torchaudio_compat import ensure_importable
 
 log = logging.getLogger("bishop.sound")
@@ -95,13 +95,7 @@ class OmniVoiceSynthesizer(Synthesizer):
     def conditioning(self, samples: list[Path]) -> Any:
         """The voice prompt: up to `omnivoice_prompt_seconds` of the samples, their transcript,
         codec codes and loudness."""
-        pieces = []
-        for path in samples:
-            audio, rate = read_wav(path.read_bytes())
-            if rate != self.input_rate:
-                raise AudioError(f"voice samples must be prepared at {self.input_rate} Hz")
-            pieces.append(audio)
-        audio = prompt_audio(pieces, self.input_rate, self.settings.omnivoice_prompt_seconds)
+        audio = sample_prompt(samples, self.input_rate, self.settings.omnivoice_prompt_seconds)
         if audio.size < self.hop:
             raise AudioError("the voice sample is too short for an OmniVoice prompt")
         return self._prompt(audio, self.transcribe(audio), preprocess=True)
