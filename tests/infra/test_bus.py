@@ -198,3 +198,39 @@ async def test_an_outage_is_waited_out_for_as_long_as_it_lasts_then_dead_lettere
         await producer.stop()
         await consumer.stop()
         await watcher.stop()
+
+
+def _numbered(reply: uuid.UUID, n: int) -> SaveResponse:
+    return SaveResponse(message_id=reply, generated_text=str(n))
+
+
+async def test_the_in_process_bus_handles_up_to_a_subscriptions_concurrency_at_once() -> None:
+    url = f"memory://bus-{uuid.uuid4().hex[:8]}"
+    reply = uuid.uuid4()
+    consumer, producer = bus_from_url(url), bus_from_url(url)
+    inside: set[int] = set()
+    done: list[int] = []
+    gate = asyncio.Event()
+
+    async def slow(event: Event) -> None:
+        if not isinstance(event, SaveResponse) or event.message_id != reply:
+            return
+        inside.add(int(event.generated_text))
+        await gate.wait()
+        done.append(int(event.generated_text))
+
+    consumer.subscribe(f"g-{uuid.uuid4().hex[:6]}", [Topic.SAVE_RESPONSE], slow, concurrency=4)
+    await consumer.start()
+    await producer.start()
+    try:
+        for n in range(6):
+            await producer.publish(Topic.SAVE_RESPONSE, _numbered(reply, n))
+        await _wait(lambda: len(inside) == 4)
+        await asyncio.sleep(0.3)
+        assert len(inside) == 4 and not done  # four at once, and not a fifth
+        gate.set()
+        await _wait(lambda: sorted(done) == list(range(6)))
+    finally:
+        gate.set()
+        await producer.stop()
+        await consumer.stop()

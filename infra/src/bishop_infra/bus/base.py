@@ -41,8 +41,9 @@ class Subscription:
     group: str
     topics: tuple[Topic, ...]
     handler: Handler
-    # Events handled at once; above 1, their order is not kept (each is committed only when
-    # it and everything before it are handled).
+    # Events handled at once by the in-process bus; above 1, their order is not kept. Kafka
+    # handles its partitions side by side and one record of a partition at a time (its commit
+    # is the partition's position), whatever this says.
     concurrency: int = 1
 
 

@@ -135,58 +135,12 @@ class KafkaBus(Bus):
         partition: TopicPartition,
         records: list[ConsumerRecord],
     ) -> None:
-        if sub.concurrency > 1:
-            await self._consume_side_by_side(sub, consumer, partition, records)
-            return
         for record in records:
             await self.deliver(sub, record.topic, record.value or b"")
             # Commit each handled record: a consumer that dies mid-batch resumes right after
             # the last event it finished, and the handlers' event-id check absorbs the one it
             # may have been handling.
             await self._commit(consumer, partition, record.offset + 1)
-
-    async def _consume_side_by_side(
-        self,
-        sub: Subscription,
-        consumer: AIOKafkaConsumer,
-        partition: TopicPartition,
-        records: list[ConsumerRecord],
-    ) -> None:
-        """Up to `sub.concurrency` records of the batch at once. The committed offset only
-        moves past records that are handled together with everything before them, so a
-        consumer that dies redelivers what was unfinished (and perhaps a little more, which
-        the handlers' event-id check absorbs)."""
-        slots = asyncio.Semaphore(sub.concurrency)
-        offsets = [record.offset for record in records]
-        finished: set[int] = set()
-        committed = 0  # records of `offsets` committed
-        committing = asyncio.Lock()
-
-        async def one(record: ConsumerRecord) -> None:
-            nonlocal committed
-            try:
-                await self.deliver(sub, record.topic, record.value or b"")
-            finally:
-                slots.release()
-            finished.add(record.offset)
-            async with committing:
-                done = committed
-                while done < len(offsets) and offsets[done] in finished:
-                    done += 1
-                if done > committed:
-                    await self._commit(consumer, partition, offsets[done - 1] + 1)
-                    committed = done
-
-        running = []
-        for record in records:
-            await slots.acquire()
-            running.append(asyncio.create_task(one(record)))
-        # All end before this partition's next poll, failed or not: a record must never be
-        # delivered twice at once.
-        outcomes = await asyncio.gather(*running, return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
 
     async def _commit(
         self, consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int
