@@ -1,10 +1,11 @@
 """The ml-text worker process: materials to transcripts, training runs, and replies.
 
-Three consumers, so that a long transcription never delays a chat reply: materials (processed
+Four consumers, so that a long transcription never delays a chat reply: materials (processed
 in a child process of their own, see `ingest.isolated`), training (whose runs go to child
-processes), and replies with health checks. Each skips the events it has handled before (by
-event id, in the shared state). An outage of storage, state or bus is raised for the bus to
-retry; only what is the event's own fault fails the material or reply.
+processes), replies with health checks (several at once: the generation scheduler batches
+them), and stops (read while replies are generated). Each skips the events it has handled
+before (by event id, in the shared state). An outage of storage, state or bus is raised for the
+bus to retry; only what is the event's own fault fails the material or reply.
 """
 
 import asyncio
