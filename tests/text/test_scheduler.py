@@ -169,3 +169,25 @@ def test_a_reply_cancelled_before_it_reaches_the_scheduler_is_not_generated(
     with pytest.raises(ReplyCancelled):
         engine.generate(Version(None, None, "base"), _turns(0), lambda _: None, reply_id)
     assert engine.scheduler.steps == steps
+
+
+def test_a_model_that_fails_mid_reply_fails_its_replies_and_the_next_one_is_served(
+    tiny_base: Path, versions: list[Version], tmp_path: Path
+) -> None:
+    from tests.text.scheduled import Recording, reply, scheduler_for
+
+    engine = _engine(tiny_base, tmp_path)
+    runner = engine._select(Version(None, None, "base"), set(), set())
+
+    class Breaks(Recording):
+        def __call__(self, **kwargs: Any) -> Any:
+            if len(self.fed) == 3:
+                self.fed.append(-1)  # once
+                raise RuntimeError("CUDA out of memory (pretend)")
+            return super().__call__(**kwargs)
+
+    scheduler = scheduler_for(runner.tokenizer, Breaks(runner.model), max_new_tokens=12)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        reply(scheduler, _turns(0))
+    pieces, text = reply(scheduler, _turns(1))  # the scheduler goes on
+    assert text == "".join(pieces)

@@ -257,24 +257,38 @@ class GenerationScheduler:
 
         with torch.inference_mode():
             while True:
-                if not self.in_flight and not self._waiting:
-                    self._waiting.append(self._inbox.get())  # idle: wait for work
-                while True:
-                    try:
-                        self._waiting.append(self._inbox.get_nowait())
-                    except queue.Empty:
-                        break
-                waiting, self._waiting = self._waiting, []
-                for request in waiting:
-                    if self.in_flight >= self.max_batch:
-                        self._waiting.append(request)
-                    else:
-                        self._admit(request)
-                for key, batch in list(self._batches.items()):
-                    if batch.rows:
-                        self._step(batch)
-                    if not batch.rows:
-                        del self._batches[key]
+                try:
+                    self._turn()
+                except BaseException as exc:
+                    # Whatever broke, no caller may wait for ever: every reply in flight fails
+                    # with it, and the scheduler goes on with the next ones.
+                    log.exception("the generation scheduler failed its replies in flight")
+                    for batch in self._batches.values():
+                        for row in batch.rows:
+                            row.request.error = exc
+                            self._end(row.request)
+                    self._batches.clear()
+
+    def _turn(self) -> None:
+        """Admit what waits (as far as the batch has room), then one step of every batch."""
+        if not self.in_flight and not self._waiting:
+            self._waiting.append(self._inbox.get())  # idle: wait for work
+        while True:
+            try:
+                self._waiting.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        waiting, self._waiting = self._waiting, []
+        for request in waiting:
+            if self.in_flight >= self.max_batch:
+                self._waiting.append(request)
+            else:
+                self._admit(request)
+        for key, batch in list(self._batches.items()):
+            if batch.rows:
+                self._step(batch)
+            if not batch.rows:
+                del self._batches[key]
 
     def _in_use(self) -> set[str]:
         return {
@@ -312,10 +326,16 @@ class GenerationScheduler:
             self._end(request)
             return
         row = _Row(request, runner, prompt)
-        self._take(row, self._choose([row], out.logits[:, -1])[0])
-        if not row.done:
-            batch = self._batches.setdefault(id(model), _Batch(model))
-            batch.add(row, out.past_key_values, len(prompt))
+        try:
+            self._take(row, self._choose([row], out.logits[:, -1])[0])
+            if not row.done:
+                batch = self._batches.setdefault(id(model), _Batch(model))
+                batch.add(row, out.past_key_values, len(prompt))
+        except BaseException as exc:
+            log.exception("reply %s could not join its batch", request.reply_id)
+            if not row.done:
+                request.error = exc
+                self._end(request)
 
     def _step(self, batch: _Batch) -> None:
         import torch
