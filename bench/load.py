@@ -78,9 +78,6 @@ class Options:
     text: dict[str, str] = field(default_factory=dict)  # ml-text settings (demo responder)
     trace: bool = False
     profile: str | None = None
-    # An experiment, not Bishop's behaviour: SQLite write transactions take turns on an asyncio
-    # lock in the backend, instead of polling in SQLite's busy handler.
-    serialize_sqlite_writes: bool = False
 
 
 @dataclass
@@ -514,8 +511,6 @@ async def child(config_path: Path) -> None:
         probe.trace_gc()
     if options.trace and app is not None:
         probe.trace_engine(app.state.infra.engine.sync_engine)
-    if options.serialize_sqlite_writes and app is not None and settings.database_url == "":
-        serialize_sqlite_writes(app.state.infra.engine.sync_engine)
     watching = asyncio.create_task(probe.watch())
     print(READY, flush=True)
     profiler = cProfile.Profile() if options.profile else None
@@ -655,44 +650,6 @@ class Probe:
             for phase, lags in self.lag.items()
             if phase != "done"
         }
-
-
-def serialize_sqlite_writes(engine: Any) -> None:
-    """One writer at a time, queued on an asyncio lock: a transaction takes it at its first
-    write and gives it back once committed or rolled back. SQLite's own busy handler instead
-    retries after sleeps of 1 ms growing to 100 ms, and a writer that keeps losing the race
-    waits for seconds (the `--trace` INSERT and UPDATE tails)."""
-    from sqlalchemy import event
-    from sqlalchemy.util import await_only
-
-    lock = asyncio.Lock()
-    writing: set[int] = set()
-    dialect = engine.dialect
-
-    def key(connection: Any) -> int:
-        # The dialect is handed the pool's proxy or the driver's connection.
-        return id(getattr(connection, "dbapi_connection", connection))
-
-    @event.listens_for(engine, "before_cursor_execute")
-    def take(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        verb = statement.lstrip()[:6].upper()
-        if verb in ("INSERT", "UPDATE", "DELETE") and key(conn.connection) not in writing:
-            await_only(lock.acquire())
-            writing.add(key(conn.connection))
-
-    def releasing(end: Callable[[Any], None]) -> Callable[[Any], None]:
-        def ended(connection: Any) -> None:
-            try:
-                end(connection)
-            finally:
-                if key(connection) in writing:
-                    writing.discard(key(connection))
-                    lock.release()
-
-        return ended
-
-    dialect.do_commit = releasing(dialect.do_commit)
-    dialect.do_rollback = releasing(dialect.do_rollback)
 
 
 async def instant_responder(bus_url: str) -> None:
@@ -866,11 +823,6 @@ def main() -> None:
         help="cProfile the event loop thread of each child during the messages phase, "
         "to PATH.backend (and PATH.responder)",
     )
-    parser.add_argument(
-        "--serialize-sqlite-writes",
-        action="store_true",
-        help="experiment: SQLite writers queue on an asyncio lock instead of SQLite's busy wait",
-    )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -886,7 +838,6 @@ def main() -> None:
         backend=dict(item.split("=", 1) for item in args.set),
         text=dict(item.split("=", 1) for item in args.text_set),
         trace=args.trace,
-        serialize_sqlite_writes=args.serialize_sqlite_writes,
         profile=str(Path.cwd() / args.profile) if args.profile else None,
     )
     stacks = ["embedded", "servers"] if args.stack == "both" else [args.stack]
