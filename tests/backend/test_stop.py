@@ -4,7 +4,6 @@ nothing, and a stopped reply can be asked for again."""
 
 import asyncio
 import contextlib
-import json
 import uuid
 from typing import Any
 
@@ -39,17 +38,7 @@ async def _follow(
     client: httpx.AsyncClient, url: str, headers: dict[str, str], into: list[tuple[str, Any]]
 ) -> None:
     """Read a reply stream into `into` as its events arrive, until the server ends it."""
-    kind, data = "message", ""
-    async with client.stream("GET", url, headers=headers) as response:
-        assert response.status_code == 200
-        async for line in response.aiter_lines():
-            if line.startswith("event:"):
-                kind = line[6:].strip()
-            elif line.startswith("data:"):
-                data += line[5:].strip()
-            elif line == "" and data:
-                into.append((kind, json.loads(data)))
-                kind, data = "message", ""
+    await read_events(client, url, headers, into)
 
 
 async def _stream_deltas(stack: Stack, reply_id: str, pieces: list[str]) -> None:

@@ -7,10 +7,14 @@ import httpx
 
 
 async def read_events(
-    client: httpx.AsyncClient, url: str, headers: dict[str, str]
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    into: list[tuple[str, dict[str, Any]]] | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Read a stream until the server closes it; returns (event, data) pairs."""
-    events: list[tuple[str, dict[str, Any]]] = []
+    """Read a stream until the server closes it; returns (event, data) pairs, which also go
+    into `into` as they arrive (to watch a stream that is still open)."""
+    events: list[tuple[str, dict[str, Any]]] = [] if into is None else into
     kind, data = "message", ""
     async with client.stream("GET", url, headers=headers) as response:
         assert response.status_code == 200, await response.aread()
