@@ -1,7 +1,9 @@
 """Latency the orchestration adds to one chat turn.
 
 One turn: HTTP send -> `inference_response` on the bus -> an instant responder publishes
-`save_response` -> the backend stores the reply -> the `text` event arrives on the SSE stream.
+`save_response` -> the backend stores the reply -> the `text` event arrives on the SSE stream;
+measured both ways a client can do it: the send, then the reply's stream (two requests), and
+the send with `Accept: text/event-stream` (the reply streams in the same response).
 The baseline is a bare FastAPI endpoint doing the same database writes (two inserts, one
 update) on the same database, timed by the same client in the same process.
 
@@ -34,7 +36,7 @@ from tests.conftest import ServerUrls, serve, stack_settings
 from tests.support import servers as srv
 
 
-async def orchestrated_turns(settings: Settings, turns: int) -> list[float]:
+async def orchestrated_turns(settings: Settings, turns: int, one_request: bool) -> list[float]:
     responder = bus_from_url(settings.bus_url, client_id="bench-responder")
 
     async def answer(event: Event) -> None:
@@ -54,6 +56,7 @@ async def orchestrated_turns(settings: Settings, turns: int) -> list[float]:
                 )
             ).json()
             headers = {"Authorization": f"Bearer {token['access_token']}"}
+            streaming = {**headers, "Accept": "text/event-stream"}
             avatar = (await client.post("/avatars", json={"name": "Bench"}, headers=headers)).json()
             chat = (
                 await client.post(
@@ -64,11 +67,16 @@ async def orchestrated_turns(settings: Settings, turns: int) -> list[float]:
             samples = []
             for n in range(turns + 10):
                 start = time.perf_counter()
-                sent = await client.post(msgs, json={"message": f"turn {n}"}, headers=headers)
-                reply_id = sent.json()["response_id"]
-                async with client.stream(
-                    "GET", f"{msgs}/{reply_id}/response/stream", headers=headers
-                ) as stream:
+                body = {"message": f"turn {n}"}
+                if one_request:
+                    sending = client.stream("POST", msgs, json=body, headers=streaming)
+                else:
+                    sent = await client.post(msgs, json=body, headers=headers)
+                    reply_id = sent.json()["response_id"]
+                    sending = client.stream(
+                        "GET", f"{msgs}/{reply_id}/response/stream", headers=headers
+                    )
+                async with sending as stream:
                     async for line in stream.aiter_lines():
                         if line == "event: text":
                             break
@@ -157,12 +165,13 @@ async def main(turns: int, modes: list[str]) -> None:
                     await bare_turns(f"sqlite+aiosqlite:///{root}/bare.db", turns),
                 )
             )
-            rows.append(
-                summary(
-                    "embedded: Bishop turn (HTTP -> bus -> SSE)",
-                    await orchestrated_turns(settings, turns),
+            for one_request, how in ((False, "send, then stream"), (True, "send with stream")):
+                rows.append(
+                    summary(
+                        f"embedded: Bishop turn, {how} (HTTP -> bus -> SSE)",
+                        await orchestrated_turns(settings, turns, one_request),
+                    )
                 )
-            )
         if "servers" in modes:
             with srv.kafka() as bootstrap, srv.s3(root) as s3_url:
                 urls = ServerUrls(kafka=bootstrap, s3=s3_url, redis=srv.redis_url())
@@ -171,8 +180,14 @@ async def main(turns: int, modes: list[str]) -> None:
                     bare = await bare_turns(database_url, turns)
                     rows.append(summary("servers: bare FastAPI, same Postgres writes", bare))
                     settings = stack_settings("servers", root / "servers", urls, database_url)
-                    bishop = await orchestrated_turns(settings, turns)
-                    rows.append(summary("servers: Bishop turn (HTTP -> Kafka -> SSE)", bishop))
+                    for one_request, how in (
+                        (False, "send, then stream"),
+                        (True, "send with stream"),
+                    ):
+                        bishop = await orchestrated_turns(settings, turns, one_request)
+                        rows.append(
+                            summary(f"servers: Bishop turn, {how} (HTTP -> Kafka -> SSE)", bishop)
+                        )
                 finally:
                     await srv.drop_postgres_database(name)
     print("| run | turns | p50 ms | p95 ms |\n|---|---|---|---|")

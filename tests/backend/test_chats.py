@@ -1,6 +1,14 @@
+import asyncio
+import uuid
+from typing import Any
+
 import httpx
+from bishop_contracts import events as ev
+from bishop_contracts.topics import Topic
 
 from tests import factories
+from tests.conftest import Stack
+from tests.support.sse import read_events
 
 
 async def test_several_titled_chats_rename_delete_history(client: httpx.AsyncClient) -> None:
@@ -59,3 +67,44 @@ async def test_history_pages_back_from_the_newest(client: httpx.AsyncClient) -> 
         headers=headers,
     )
     assert foreign.status_code == 404
+
+
+async def test_a_message_sent_with_accept_event_stream_streams_its_reply_in_the_same_response(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    """One request per turn: the `sent` event (the stored message and the reply's id), then the
+    reply's events as `response/stream` gives them; a resend with the same key streams the same
+    reply, and without the header the send answers JSON as before."""
+    headers = await factories.user(client)
+    aid = (await factories.avatar(client, headers))["id"]
+    chat = await factories.chat(client, headers, aid)
+    msgs = f"/avatars/{aid}/chat/{chat['id']}/msgs"
+    keyed = {**headers, "Idempotency-Key": f"stream-{uuid.uuid4()}"}
+    events: list[tuple[str, dict[str, Any]]] = []
+    reading = asyncio.create_task(
+        read_events(client, msgs, keyed, events, send={"message": "Ты где?"}, status=201)
+    )
+    async with asyncio.timeout(30):
+        while not events:
+            await asyncio.sleep(0.02)
+    kind, sent = events[0]
+    assert kind == "sent" and sent["message"]["text"] == "Ты где?"
+    reply_id = sent["response_id"]
+    answer = ev.SaveResponse(message_id=reply_id, generated_text="Дома")
+    await stack.probe.publish(Topic.SAVE_RESPONSE, answer)
+    async with asyncio.timeout(30):
+        while not any(k == "text" for k, _ in events):
+            await asyncio.sleep(0.02)
+    reading.cancel()
+    assert ("text", {"text": "Дома", "passage_ids": []}) in events
+
+    again = await read_events(
+        client, msgs, keyed, send={"message": "Ты где?"}, status=201, until="text"
+    )
+    assert again[0] == ("sent", sent)
+    assert again[1] == ("text", {"text": "Дома", "passage_ids": []})
+    listed = (await client.get(msgs, headers=headers)).json()
+    assert len(listed) == 2  # the resend created nothing
+
+    plain = await client.post(msgs, json={"message": "А сейчас?"}, headers=headers)
+    assert plain.status_code == 201 and plain.json()["response_id"] != reply_id

@@ -1,10 +1,14 @@
 """Async database engine and sessions: Postgres via asyncpg or SQLite via aiosqlite."""
 
 import asyncio
+import sqlite3
+import weakref
 from collections.abc import Callable
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import Engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,16 +21,50 @@ def create_engine(
     connection fails fast with a clear 503 instead of hanging."""
     pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **pool)
+        path = make_url(url).database or ":memory:"
+        engine = create_async_engine(url, async_creator=lambda: _InlineSqlite(path), **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        _one_writer_at_a_time(engine.sync_engine)
+        _one_writer_at_a_time(engine.sync_engine, path)
         return engine
     engine = create_async_engine(url, **pool)
     event.listen(engine.sync_engine, "checkout", _refuse_closed)
     return engine
 
 
-def _one_writer_at_a_time(engine: Engine) -> None:
+class _InlineSqlite(aiosqlite.Connection):
+    """An aiosqlite connection whose statements run on the event loop's thread.
+
+    aiosqlite hands every call (cursor, execute, fetch, close: four per statement) to a thread
+    of its own and back, and each hand-over waits for the GIL: a statement that SQLite answers
+    in microseconds cost about a millisecond, and most of an embedded chat turn went there.
+    Statements on a local SQLite file are short, and the one wait that could be long, for
+    another writer, cannot happen in this process: writers queue before their first write (see
+    `_one_writer_at_a_time`). Only connecting and closing still use aiosqlite's thread."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            lambda: sqlite3.connect(path, timeout=30, check_same_thread=False), iter_chunk_size=64
+        )
+        self._thread.daemon = True  # as SQLAlchemy makes aiosqlite's own: exit never waits
+
+    async def _execute(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        return fn(*args, **kwargs)
+
+
+# One queue of writers per database file and event loop, shared by every engine on the file.
+_writer_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _writer_lock(path: str) -> asyncio.Lock:
+    locks = _writer_locks.setdefault(asyncio.get_running_loop(), {})
+    return locks.setdefault(path, asyncio.Lock())
+
+
+def _one_writer_at_a_time(engine: Engine, path: str) -> None:
     """SQLite lets one transaction write at a time, and a writer that finds it taken sleeps in
     SQLite's busy handler (1 ms, growing to 100 ms) before it tries again: in a burst of writes
     some wait far longer than the lock is held. Here writers queue on an asyncio lock instead,
@@ -34,8 +72,7 @@ def _one_writer_at_a_time(engine: Engine) -> None:
     it is done (in bench/load.py, send p95 64-74 ms instead of 132-193)."""
     from sqlalchemy.util import await_only
 
-    lock = asyncio.Lock()
-    writing: set[int] = set()
+    writing: dict[int, asyncio.Lock] = {}
 
     def key(connection: Any) -> int:
         # The events hand over the pool's proxy, the dialect the driver's connection.
@@ -45,16 +82,16 @@ def _one_writer_at_a_time(engine: Engine) -> None:
     def take(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
         writes = statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE")
         if writes and key(conn.connection) not in writing:
+            lock = _writer_lock(path)
             await_only(lock.acquire())
-            writing.add(key(conn.connection))
+            writing[key(conn.connection)] = lock
 
     def releasing(end: Callable[[Any], None]) -> Callable[[Any], None]:
         def ended(connection: Any) -> None:
             try:
                 end(connection)
             finally:
-                if key(connection) in writing:
-                    writing.discard(key(connection))
+                if (lock := writing.pop(key(connection), None)) is not None:
                     lock.release()
 
         return ended

@@ -2,6 +2,7 @@
 than uploads (which `services.uploads` limits while they stream in)."""
 
 import json
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query
@@ -11,17 +12,21 @@ MAX_SKIP = 1_000_000
 MAX_PAGE = 500
 
 
+@dataclass(frozen=True)
 class Page:
-    def __init__(
-        self,
-        skip: Annotated[int, Query(ge=0, le=MAX_SKIP)] = 0,
-        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    ) -> None:
-        self.skip = skip
-        self.limit = limit
+    skip: int
+    limit: int
 
 
-PageDep = Annotated[Page, Depends()]
+async def get_page(
+    skip: Annotated[int, Query(ge=0, le=MAX_SKIP)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> Page:
+    # A coroutine: FastAPI would call a class (or a plain function) in a worker thread.
+    return Page(skip, limit)
+
+
+PageDep = Annotated[Page, Depends(get_page)]
 
 
 class BodyLimit:

@@ -3,7 +3,7 @@ from typing import Annotated, Any, Literal
 
 from bishop_contracts.layout import COMPRESSED_DUB_TYPE, compressed_dub_key
 from bishop_infra.storage import Storage
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.exc import IntegrityError
 
@@ -20,6 +20,7 @@ from bishop_backend.api.deps import (
 from bishop_backend.api.responses import errors, not_json
 from bishop_backend.errors import NotFound
 from bishop_backend.models import (
+    Avatar,
     Chat,
     ChatCreate,
     ChatPublic,
@@ -32,6 +33,7 @@ from bishop_backend.models import (
 )
 from bishop_backend.services import chats, replies
 from bishop_backend.services.downloads import object_response
+from bishop_backend.services.idempotency import Idempotency
 
 router = APIRouter(prefix="/avatars/{avatar_id}/chat", tags=["chats"])
 
@@ -65,6 +67,16 @@ REPLY_EVENT = {
         _event(["error", "dub_error", "reconnect", "timeout"], _payload(reason=_TEXT)),
     ]
 }
+
+
+# The reply's events after the `sent` event of a message sent with `Accept: text/event-stream`.
+SENT_THEN_REPLY_EVENTS = {
+    "oneOf": [
+        _event(["sent"], {"$ref": "#/components/schemas/MessageSent"}),
+        *REPLY_EVENT["oneOf"],
+    ]
+}
+_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 # The dub routes serve the thesis's WAV, or with `?format=mp3` the MP3 the sound worker stores
@@ -131,7 +143,18 @@ async def list_messages(
     return await chats.history(session, chat, limit, anchor)
 
 
-@router.post("/{chat_id}/msgs", response_model=MessageSent, status_code=201)
+@router.post(
+    "/{chat_id}/msgs",
+    response_model=MessageSent,
+    status_code=201,
+    responses={
+        201: {
+            "description": "The message is stored. With `Accept: text/event-stream`, the reply's "
+            "Server-Sent Events follow in the same response, after a `sent` event with this body.",
+            "content": {"text/event-stream": {"schema": SENT_THEN_REPLY_EVENTS}},
+        }
+    },
+)
 async def send_message(
     session: SessionDep,
     infra: InfraDep,
@@ -139,8 +162,42 @@ async def send_message(
     avatar: OwnedAvatar,
     body: MessageCreate,
     idempotency: IdempotencyDep,
+    accept: Annotated[str, Header()] = "",
+) -> MessageSent | Response:
+    """Send a message; the reply is generated in the background (see `response/stream`).
+
+    With `Accept: text/event-stream` the reply streams in this same response, as OpenAI's and
+    Ollama's chat APIs do with `stream`: one request per turn instead of two."""
+    sent = await _send(session, infra, chat, avatar, body, idempotency)
+    if "text/event-stream" not in accept or (
+        isinstance(sent, Response) and sent.status_code != 201
+    ):
+        return sent
+    public = MessageSent.model_validate_json(sent.body) if isinstance(sent, Response) else sent
+    dub_url = replies.dub_path(API_PREFIX, avatar.id, chat.id, public.response_id)
+    await session.close()  # the stream must not hold a pooled connection (see response/stream)
+    events = replies.stream(
+        infra,
+        public.response_id,
+        dub_url,
+        first=replies.sse("sent", public.model_dump(mode="json")),
+    )
+    headers = {**_STREAM_HEADERS, **(dict(sent.headers) if isinstance(sent, Response) else {})}
+    headers.pop("content-length", None)
+    headers.pop("content-type", None)
+    return StreamingResponse(
+        events, status_code=201, media_type="text/event-stream", headers=headers
+    )
+
+
+async def _send(
+    session: SessionDep,
+    infra: InfraDep,
+    chat: Chat,
+    avatar: Avatar,
+    body: MessageCreate,
+    idempotency: Idempotency | None,
 ) -> MessageSent | JSONResponse:
-    """Send a message; the reply is generated in the background (see `response/stream`)."""
     if idempotency and (earlier := await idempotency.replay(session, body.message)):
         return earlier
     try:
@@ -208,14 +265,14 @@ async def stream_response(
     """Server-Sent Events: `delta`..., `text`, `dub_chunk`..., `dub` (or `error`/`dub_error`;
     `stopped` with the text kept, for a reply the user stopped)."""
     reply = await chats.reply_of(session, message)
-    dub_url = replies.dub_path(API_PREFIX, reply, avatar.id)
+    dub_url = replies.dub_path(API_PREFIX, avatar.id, reply.chat_id, reply.id)
     # A stream waits up to minutes: it must not keep a pooled connection checked out meanwhile
     # (the stream reads what it needs with short sessions of its own).
     await session.close()
     return StreamingResponse(
         replies.stream(infra, reply.id, dub_url),
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers=_STREAM_HEADERS,
     )
 
 

@@ -20,14 +20,16 @@ API_PREFIX = "/api/v1"
 T = TypeVar("T")
 
 
-def get_infra(request: Request) -> Infra:
+# Dependencies are coroutines even where they need not wait: FastAPI runs a plain function in a
+# worker thread, a hand-over each way on every request.
+async def get_infra(request: Request) -> Infra:
     return request.app.state.infra
 
 
 InfraDep = Annotated[Infra, Depends(get_infra)]
 
 
-def get_client_address(request: Request) -> str:
+async def get_client_address(request: Request) -> str:
     # uvicorn has already replaced a trusted proxy's address with the X-Forwarded-For client.
     return request.client.host if request.client else "unknown"
 

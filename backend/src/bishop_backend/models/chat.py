@@ -1,11 +1,18 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from bishop_backend.models.common import created_field, id_field, owner_field, updated_field
+from bishop_backend.models.common import (
+    created_field,
+    empty_list,
+    id_field,
+    owner_field,
+    updated_field,
+)
 from bishop_backend.models.text import SafeLine, SafeText
 
 
@@ -65,9 +72,24 @@ class Message(SQLModel, table=True):
     dub_key: str | None = Field(default=None, max_length=1024)
     dub_voice: str | None = Field(default=None, max_length=255)
     adapter_version_id: uuid.UUID | None = None
-    passage_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    passage_ids: list[str] = Field(
+        default_factory=empty_list, sa_column=Column(JSON, nullable=False)
+    )
+    # `SourcePublic`s as JSON, best first: only passages of the reply's own avatar's materials.
+    sources: list[dict[str, Any]] = Field(
+        default_factory=empty_list, sa_column=Column(JSON, nullable=False)
+    )
     created_at: datetime = created_field()
     updated_at: datetime = updated_field()
+
+
+class SourcePublic(SQLModel):
+    """A passage of the avatar's materials that a reply was built on."""
+
+    material_id: uuid.UUID
+    file_name: str
+    text: str
+    rank: int  # 1: the passage the retrieval found most relevant
 
 
 class MessagePublic(SQLModel):
@@ -82,6 +104,8 @@ class MessagePublic(SQLModel):
     dub_voice: str | None
     adapter_version_id: uuid.UUID | None
     passage_ids: list[str]
+    # A default: an idempotent resend may replay a message stored before replies had sources.
+    sources: list[SourcePublic] = []
     created_at: datetime
 
 

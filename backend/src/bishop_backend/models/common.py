@@ -1,15 +1,37 @@
 """Column helpers shared by the tables."""
 
+import inspect
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, TypeDecorator
 from sqlmodel import Field
 
+T = TypeVar("T")
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def factory(make: Callable[[], T]) -> Callable[[], T]:
+    """`make` as a field's `default_factory`. Pydantic reads a factory's signature every time a
+    row object is built (to see whether it takes the data validated so far): 176 µs for `list`,
+    most of the 450 µs a message took to build. A declared signature is read in 3 µs."""
+
+    def made() -> T:
+        return make()
+
+    made.__signature__ = inspect.Signature()  # type: ignore[attr-defined]
+    return made
+
+
+new_id = factory(uuid.uuid4)
+now = factory(utcnow)
+empty_list: Callable[[], list[Any]] = factory(list)
+empty_dict: Callable[[], dict[str, Any]] = factory(dict)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -31,11 +53,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def id_field() -> uuid.UUID:
-    return Field(default_factory=uuid.uuid4, primary_key=True)
+    return Field(default_factory=new_id, primary_key=True)
 
 
 def created_field() -> datetime:
-    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    return Field(default_factory=now, sa_type=UTCDateTime, nullable=False)
 
 
 def owner_field(table: str) -> uuid.UUID:
@@ -47,7 +69,7 @@ def updated_field() -> datetime:
     """When the row last changed: the sweeper measures how long a reply, material or run has
     been waiting from here."""
     return Field(
-        default_factory=utcnow,
+        default_factory=now,
         sa_type=UTCDateTime,
         nullable=False,
         sa_column_kwargs={"onupdate": utcnow},

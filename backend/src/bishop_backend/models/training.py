@@ -9,6 +9,8 @@ from sqlmodel import Field, SQLModel
 from bishop_backend.models.common import (
     UTCDateTime,
     created_field,
+    empty_dict,
+    empty_list,
     id_field,
     owner_field,
     updated_field,
@@ -40,10 +42,12 @@ class TrainingRunBase(SQLModel):
 class TrainingRun(TrainingRunBase, table=True):
     id: uuid.UUID = id_field()
     avatar_id: uuid.UUID = owner_field("avatar")
-    material_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    material_ids: list[str] = Field(
+        default_factory=empty_list, sa_column=Column(JSON, nullable=False)
+    )
     # [step, loss] points of the reported progress, for the loss chart
     loss_history: list[list[float]] = Field(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
+        default_factory=empty_list, sa_column=Column(JSON, nullable=False)
     )
     created_at: datetime = created_field()
     updated_at: datetime = updated_field()
@@ -66,8 +70,12 @@ class AdapterVersion(SQLModel, table=True):
     number: int
     adapter_key: str = Field(max_length=1024)
     dataset_version: str | None = Field(default=None, max_length=255)
-    metrics: dict[str, float] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    metrics: dict[str, float] = Field(
+        default_factory=empty_dict, sa_column=Column(JSON, nullable=False)
+    )
+    config: dict[str, Any] = Field(
+        default_factory=empty_dict, sa_column=Column(JSON, nullable=False)
+    )
     created_at: datetime = created_field()
 
 

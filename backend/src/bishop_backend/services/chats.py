@@ -163,12 +163,9 @@ async def _request_reply(
     infra: Infra, session: AsyncSession, avatar: Avatar, chat: Chat, reply: Message, text: str
 ) -> None:
     """Queue the request for `reply` in the outbox (committed by the caller)."""
-    earlier = await history(session, chat, infra.settings.chat_history_turns + 2)
-    turns = [
-        Turn(role=m.role, text=m.text)  # type: ignore[arg-type]
-        for m in earlier
-        if m.status == ReplyStatus.READY and m.id not in (reply.id, reply.reply_to_id)
-    ][-infra.settings.chat_history_turns :]
+    turns = await _recent_turns(
+        session, chat, infra.settings.chat_history_turns, without=(reply.id, reply.reply_to_id)
+    )
     version = (
         await session.get(AdapterVersion, avatar.active_version_id)
         if avatar.active_version_id
@@ -186,6 +183,26 @@ async def _request_reply(
         transcript_urls=await _transcripts(session, avatar),
     )
     emit(session, Topic.LLM_INFERENCE, event)
+
+
+async def _recent_turns(
+    session: AsyncSession, chat: Chat, limit: int, without: tuple[uuid.UUID | None, ...]
+) -> list[Turn]:
+    """The chat's last `limit` answered messages, oldest first, but for the exchange being
+    asked for (columns only: building a row object for each cost more than the rest of the
+    send)."""
+    query = (
+        select(Message.role, Message.text)
+        .where(
+            Message.chat_id == chat.id,
+            Message.status == ReplyStatus.READY,
+            col(Message.id).not_in([i for i in without if i is not None]),
+        )
+        .order_by(col(Message.created_at).desc())
+        .limit(limit)
+    )
+    rows = (await session.exec(query)).all()
+    return [Turn(role=role, text=text) for role, text in reversed(rows)]  # type: ignore[arg-type]
 
 
 async def _transcripts(session: AsyncSession, avatar: Avatar) -> list[str]:

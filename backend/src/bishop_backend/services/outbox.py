@@ -84,8 +84,16 @@ class OutboxRelay:
                 )
                 if not locked.scalar():
                     return 0
+            # Columns, not row objects: nothing here changes a row through the session.
             query = (
-                select(OutboxEvent)
+                select(
+                    OutboxEvent.id,
+                    OutboxEvent.topic,
+                    OutboxEvent.key,
+                    OutboxEvent.payload,
+                    OutboxEvent.event,
+                    OutboxEvent.event_id,
+                )
                 .where(col(OutboxEvent.sent_at).is_(None))
                 .order_by(col(OutboxEvent.id))
                 .limit(BATCH)
@@ -97,7 +105,6 @@ class OutboxRelay:
             sent: list[int] = []
             outage: Exception | None = None
             for row, error in zip(rows, outcomes, strict=True):
-                assert row.id is not None
                 if error is not None and is_transient(error):
                     # Stop at the first event the outage kept back: everything after it waits
                     # too, so the order per key holds (what was sent meanwhile is sent again,
@@ -117,6 +124,7 @@ class OutboxRelay:
                     update(OutboxEvent)
                     .where(col(OutboxEvent.id).in_(sent))
                     .values(sent_at=utcnow())
+                    .execution_options(synchronize_session=False)
                 )
                 await session.commit()
             if outage is not None:

@@ -41,8 +41,8 @@ async def notify(infra: Infra, reply_id: uuid.UUID, kind: str, **data: Any) -> N
     await infra.state.publish(channel(reply_id), json.dumps({"type": kind, **data}))
 
 
-def dub_path(api_prefix: str, reply: Message, avatar_id: uuid.UUID) -> str:
-    return f"{api_prefix}/avatars/{avatar_id}/chat/{reply.chat_id}/msgs/{reply.id}/response/dub/"
+def dub_path(api_prefix: str, avatar_id: uuid.UUID, chat_id: uuid.UUID, reply_id: uuid.UUID) -> str:
+    return f"{api_prefix}/avatars/{avatar_id}/chat/{chat_id}/msgs/{reply_id}/response/dub/"
 
 
 def sse(kind: str, data: dict[str, Any]) -> str:
@@ -92,7 +92,13 @@ async def _catch_up(
     return events, False
 
 
-async def stream(infra: Infra, reply_id: uuid.UUID, dub_url: str) -> AsyncIterator[str]:
+async def stream(
+    infra: Infra, reply_id: uuid.UUID, dub_url: str, *, first: str = ""
+) -> AsyncIterator[str]:
+    """The reply's events; `first`, when given, is sent before them (the `sent` event of a
+    message sent and streamed in one request)."""
+    if first:
+        yield first
     settings = infra.settings
     deadline = time.monotonic() + settings.reply_stream_timeout
     sent = _Sent()

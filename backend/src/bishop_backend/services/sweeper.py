@@ -155,6 +155,9 @@ async def fail_if(
         update(table)
         .where(col(table.id) == row_id, condition)  # type: ignore[attr-defined]
         .values(**values)
+        # Objects already loaded keep their values: the callers reload what they go on using
+        # (matching the condition against every loaded object cost more than the write).
+        .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)
 
