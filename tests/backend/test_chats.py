@@ -96,13 +96,13 @@ async def test_a_message_sent_with_accept_event_stream_streams_its_reply_in_the_
         while not any(k == "text" for k, _ in events):
             await asyncio.sleep(0.02)
     reading.cancel()
-    assert ("text", {"text": "Дома", "passage_ids": []}) in events
+    assert ("text", {"text": "Дома", "passage_ids": [], "sources": []}) in events
 
     again = await read_events(
         client, msgs, keyed, send={"message": "Ты где?"}, status=201, until="text"
     )
     assert again[0] == ("sent", sent)
-    assert again[1] == ("text", {"text": "Дома", "passage_ids": []})
+    assert again[1] == ("text", {"text": "Дома", "passage_ids": [], "sources": []})
     listed = (await client.get(msgs, headers=headers)).json()
     assert len(listed) == 2  # the resend created nothing
 

@@ -101,6 +101,13 @@ async def test_upload_train_and_chat_with_the_new_version(
     assert reply["status"] == "ready", reply
     assert reply["adapter_version_id"] == versions[0]["id"]
     assert reply["passage_ids"], "the reply should be grounded in the avatar's lecture"
+    sources = reply["sources"]
+    assert [s["rank"] for s in sources] == list(range(1, len(sources) + 1))
+    assert {s["material_id"] for s in sources} == {good.json()[0]["id"]}
+    assert {s["file_name"] for s in sources} == {"lecture.txt"}
+    assert all(s["text"] for s in sources)
+    text_event = next(d for k, d in events if k == "text")
+    assert text_event["sources"] == sources
     deltas = [d["text"] for k, d in events if k == "delta"]
     final = next(d["text"] for k, d in events if k == "text")
     assert final == reply["text"]

@@ -147,11 +147,22 @@ class SoundInference(Event):
 # ml-text -> backend
 
 
+class Source(BaseModel):
+    """A passage of the avatar's materials that a reply was built on."""
+
+    material_id: uuid.UUID
+    passage_id: str = Field(max_length=200)
+    text: str = Field(max_length=4000)
+    rank: int = Field(ge=1)  # 1: the passage the retrieval found most relevant
+
+
 class SaveResponse(Event):
     event: Literal["save_response"] = "save_response"
     message_id: uuid.UUID
     generated_text: str
     passage_ids: list[str] = []
+    # The passages the prompt held, best first (`passage_ids` are theirs, kept for old readers).
+    sources: list[Source] = Field(default=[], max_length=20)
     adapter_version_id: uuid.UUID | None = None
 
 

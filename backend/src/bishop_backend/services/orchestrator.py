@@ -158,6 +158,7 @@ async def _save_response(
     reply.status = ReplyStatus.READY
     reply.error = None
     reply.passage_ids = event.passage_ids
+    reply.sources = await _sources(session, avatar, event.sources)
     reply.adapter_version_id = event.adapter_version_id
     reply.dub_status = ReplyStatus.PENDING
     session.add(reply)
@@ -176,7 +177,39 @@ async def _save_response(
             language=avatar.language,
         ),
     )
-    notes.append((reply.id, "text", {"text": reply.text, "passage_ids": reply.passage_ids}))
+    notes.append((reply.id, "text", replies.text_event(reply)))
+
+
+# As many sources, and as long a passage, as the contract lets a worker send.
+MAX_SOURCES = 20
+MAX_SOURCE_TEXT = 4000
+
+
+async def _sources(
+    session: AsyncSession, avatar: Avatar, sources: list[ev.Source]
+) -> list[dict[str, Any]]:
+    """The reply's sources as stored, best first, each with its material's file name.
+
+    Only materials of the reply's own avatar: a source naming any other material (another
+    user's, by a worker's mistake, or one deleted since) is dropped, so that no one sees a file
+    name or a passage that is not theirs."""
+    ranked = sorted(sources, key=lambda s: s.rank)[:MAX_SOURCES]
+    if not ranked:
+        return []
+    query = select(Material.id, Material.filename).where(
+        col(Material.id).in_({s.material_id for s in ranked}), Material.avatar_id == avatar.id
+    )
+    names = dict((await session.exec(query)).all())
+    return [
+        {
+            "material_id": str(s.material_id),
+            "file_name": names[s.material_id],
+            "text": clean_generated(s.text)[:MAX_SOURCE_TEXT],
+            "rank": s.rank,
+        }
+        for s in ranked
+        if s.material_id in names
+    ]
 
 
 async def _voice_samples(session: AsyncSession, avatar: Avatar) -> list[str]:

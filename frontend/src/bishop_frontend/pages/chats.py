@@ -4,6 +4,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from bishop_contracts.languages import DEFAULT_LANGUAGE
 from fasthtml import common as fh
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -109,9 +110,10 @@ def UserBubble(message: dict[str, Any]) -> Any:
     return fh.Div(message["text"], cls="msg user", id=f"msg-{message['id']}")
 
 
-def ReplyBubble(base: str, reply: dict[str, Any]) -> Any:
+def ReplyBubble(base: str, reply: dict[str, Any], language: str = DEFAULT_LANGUAGE) -> Any:
     """A reply as it stands; still open parts follow the reply's event stream."""
     rid = reply["id"]
+    sources = Sources(base, reply.get("sources") or [], language)
     if reply["status"] == "failed":
         return fh.Div(
             Failure(base, rid, reply.get("error") or "The reply failed."),
@@ -122,12 +124,15 @@ def ReplyBubble(base: str, reply: dict[str, Any]) -> Any:
     if reply["status"] == "stopped" or (
         reply["status"] == "ready" and reply.get("dub_status") in ("ready", "failed", "none")
     ):
-        return fh.Div(fh.Div(reply["text"], cls="text"), voice, cls="msg avatar", id=f"reply-{rid}")
+        return fh.Div(
+            fh.Div(reply["text"], cls="text"), sources, voice, cls="msg avatar", id=f"reply-{rid}"
+        )
     text = (
         reply["text"] if reply["status"] == "ready" else fh.Span("Avatar is typing…", cls="typing")
     )
     return fh.Div(
         fh.Div(text, sse_swap="text", id=f"text-{rid}", cls="text"),
+        fh.Div(sources, sse_swap="sources", id=f"sources-{rid}"),
         fh.Div(sse_swap="voice", id=f"voice-{rid}"),
         fh.Div(sse_swap="problem"),
         hx_ext="sse",
@@ -135,6 +140,30 @@ def ReplyBubble(base: str, reply: dict[str, Any]) -> Any:
         sse_close="done",
         cls="msg avatar",
         id=f"reply-{rid}",
+    )
+
+
+def Sources(base: str, sources: list[dict[str, Any]], language: str) -> Any:
+    """The passages a reply was built on, folded away under the reply; each names its file,
+    which links to the material on the avatar's Train page."""
+    if not sources:
+        return ""
+    # The chat's path lies under its avatar's: /avatars/{aid}/chats/{cid}.
+    train = base.rsplit("/chats/", 1)[0] + "/train"
+    label = "Источники" if language == "ru" else "Sources"
+    return fh.Details(
+        fh.Summary(f"{label} ({len(sources)})"),
+        fh.Ol(
+            *[
+                fh.Li(
+                    fh.A(s["file_name"], href=f"{train}#material-{s['material_id']}"),
+                    # A passage is the user's own upload: text, never markup (FT escapes it).
+                    fh.Blockquote(s["text"]),
+                )
+                for s in sources
+            ]
+        ),
+        cls="sources",
     )
 
 
@@ -171,7 +200,7 @@ async def chat_page(req: Request, sess, aid: str, cid: str) -> Any:
     avatar = await api(req, sess, "GET", f"/avatars/{aid}")
     chat = await api(req, sess, "GET", f"/avatars/{aid}/chat/{cid}")
     base = f"/avatars/{aid}/chats/{cid}"
-    bubbles = await _page_of_messages(req, sess, aid, cid, None)
+    bubbles = await _page_of_messages(req, sess, aid, cid, None, avatar["language"])
     if not bubbles and avatar["greeting"]:
         bubbles.insert(0, fh.Div(avatar["greeting"], cls="msg avatar"))
     return Layout(
@@ -204,7 +233,7 @@ async def chat_page(req: Request, sess, aid: str, cid: str) -> Any:
 
 
 async def _page_of_messages(
-    req: Request, sess, aid: str, cid: str, before: str | None
+    req: Request, sess, aid: str, cid: str, before: str | None, language: str
 ) -> list[Any]:
     """The newest page of messages (before `before`), led by a button for the page before."""
     params: dict[str, Any] = {"limit": PAGE + 1}
@@ -214,7 +243,7 @@ async def _page_of_messages(
     base = f"/avatars/{aid}/chats/{cid}"
     more, messages = len(messages) > PAGE, messages[-PAGE:]
     bubbles: list[Any] = [
-        UserBubble(m) if m["role"] == "user" else ReplyBubble(base, m) for m in messages
+        UserBubble(m) if m["role"] == "user" else ReplyBubble(base, m, language) for m in messages
     ]
     if more:
         bubbles.insert(
@@ -233,7 +262,8 @@ async def _page_of_messages(
 
 @ar("/avatars/{aid}/chats/{cid}/earlier", methods=["get"])
 async def earlier(req: Request, sess, aid: str, cid: str, before: str) -> Any:
-    return tuple(await _page_of_messages(req, sess, aid, cid, before))
+    avatar = await api(req, sess, "GET", f"/avatars/{aid}")
+    return tuple(await _page_of_messages(req, sess, aid, cid, before, avatar["language"]))
 
 
 @ar("/avatars/{aid}/chats/{cid}/send", methods=["post"])
@@ -273,8 +303,11 @@ async def reply_stream(req: Request, sess, aid: str, cid: str, rid: str) -> Any:
     async def voice_note() -> str | None:
         return (await backend(req).call("GET", path, token)).get("dub_voice")
 
+    async def language() -> str:
+        return (await backend(req).call("GET", f"/avatars/{aid}", token))["language"]
+
     return StreamingResponse(
-        _fragments(base, rid, upstream, voice_note),
+        _fragments(base, rid, upstream, voice_note, language),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -285,7 +318,9 @@ async def _fragments(
     rid: str,
     upstream: AsyncIterator[bytes],
     voice_note: Callable[[], Awaitable[str | None]],
+    language: Callable[[], Awaitable[str]] | None = None,
 ) -> AsyncIterator[str]:
+    """`voice_note` and `language` are asked only when needed: a dub, a reply with sources."""
     text = ""
     try:
         async for kind, data in _events(upstream):
@@ -296,6 +331,9 @@ async def _fragments(
                 # A stopped reply ends with the text it kept, and is not voiced.
                 text = data["text"]
                 yield fh.sse_message(fh.Span(text), event="text")
+                if sources := data.get("sources"):
+                    spoken = await language() if language else DEFAULT_LANGUAGE
+                    yield fh.sse_message(Sources(base, sources, spoken), event="sources")
             elif kind == "dub":
                 yield fh.sse_message(Voice(base, rid, await voice_note()), event="voice")
             elif kind in ("error", "timeout"):

@@ -1,17 +1,26 @@
 """A material, whatever its kind, to a transcript: clean text, passages and dialogue pairs."""
 
+import base64
 import json
+import math
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
+import numpy as np
+
 from bishop_text.ingest import documents, telegram
-from bishop_text.ingest.clean import chunks, clean
+from bishop_text.ingest.clean import clean
 from bishop_text.ingest.errors import MaterialError
 from bishop_text.ingest.limits import Limits
 from bishop_text.ingest.media import Transcriber
+from bishop_text.ingest.passages import passages as pack
+from bishop_text.retrieval.embeddings import Embedder
 
 __all__ = ["Limits", "MaterialError", "Transcript", "extract"]
+
+EMBED_BATCH = 16
 
 
 @dataclass
@@ -20,6 +29,12 @@ class Transcript:
     passages: list[str]
     pairs: list[dict[str, str]] = field(default_factory=list)
     stats: dict[str, float] = field(default_factory=dict)
+    title: str = ""  # the material's name: indexed with each passage, as its context
+    # The passages' embeddings (float16 rows, base64) and the model that made them: a reply
+    # then embeds only its question.
+    vectors: str = ""
+    vector_model: str = ""
+    vector_rows: int = 0  # embedded passages, from the first: all, unless time ran out
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=False).encode()
@@ -27,6 +42,29 @@ class Transcript:
     @classmethod
     def from_json(cls, data: bytes) -> "Transcript":
         return cls(**json.loads(data))
+
+    def embed(self, embedder: Embedder, seconds: float = math.inf) -> None:
+        """Embed the passages, in order, for up to `seconds`: a long material on a slow CPU
+        gets vectors for its first passages, and is found by its words alone after them."""
+        texts = [f"{self.title}\n{p}" if self.title else p for p in self.passages]
+        deadline = time.monotonic() + seconds
+        blocks = []
+        for start in range(0, len(texts), EMBED_BATCH):
+            if blocks and time.monotonic() > deadline:
+                break
+            blocks.append(embedder.passages(texts[start : start + EMBED_BATCH]))
+        vectors = np.concatenate(blocks) if blocks else np.zeros((0, 0), np.float32)
+        self.vectors = base64.b64encode(vectors.astype(np.float16).tobytes()).decode()
+        self.vector_model = embedder.name
+        self.vector_rows = len(vectors)
+
+    def passage_vectors(self, model: str) -> np.ndarray | None:
+        """The stored embeddings, if `model` made them: one row for each of the first passages
+        (all of them, unless embedding ran out of time)."""
+        if not self.vector_rows or self.vector_model != model:
+            return None
+        flat = np.frombuffer(base64.b64decode(self.vectors), dtype=np.float16)
+        return flat.astype(np.float32).reshape(self.vector_rows, -1)
 
 
 def extract(
@@ -46,6 +84,7 @@ def extract(
     if path.stat().st_size == 0:
         raise MaterialError("the file is empty")
     pairs: list[tuple[str, str]] = []
+    units: list[str] = []  # what passages are packed from, where not the text's paragraphs
     stats: dict[str, float] = {}
     if kind == "archive" or (kind == "text" and ext == "json"):
         with tempfile.TemporaryDirectory(prefix="bishop-export-") as tmp:
@@ -68,6 +107,8 @@ def extract(
             "skipped_media": export.skipped_media,
         }
         text = "\n\n".join(answer for _, answer in pairs)
+        # A chat's passages keep each answer with what it answered.
+        units = [f"{clean(question)}\n{clean(answer)}" for question, answer in pairs]
     elif kind == "text":
         text = documents.read_text_file(path, limits)
     elif kind == "document":
@@ -81,7 +122,7 @@ def extract(
     text = clean(text)
     if not text:
         raise MaterialError("no text could be found in the file")
-    passages = chunks(text)
+    passages = pack(units or text.split("\n\n"))
     stats.update({"characters": len(text), "passages": len(passages), "pairs": len(pairs)})
     return Transcript(
         text=text,
@@ -89,6 +130,11 @@ def extract(
         pairs=[{"question": clean(q), "answer": clean(a)} for q, a in pairs],
         stats=stats,
     )
+
+
+def title(filename: str) -> str:
+    """A material's name as words: "letter_to_olga-2003.txt" -> "letter to olga 2003"."""
+    return " ".join(PurePosixPath(filename).stem.replace("_", " ").replace("-", " ").split())
 
 
 def extension(key: str) -> str:

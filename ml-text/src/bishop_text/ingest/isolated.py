@@ -33,6 +33,7 @@ from bishop_text.ingest import Transcript, extract
 from bishop_text.ingest.errors import MaterialError
 from bishop_text.ingest.limits import Limits, duration
 from bishop_text.ingest.media import Transcriber
+from bishop_text.retrieval.embeddings import Embedder, load_embedder
 
 log = logging.getLogger("bishop.text")
 STARTUP_SECONDS = 120.0  # imports alone take seconds on a cold disk of a busy machine
@@ -61,6 +62,25 @@ class Whisper:
 
 
 @dataclass(frozen=True)
+class Embedding:
+    """Which model embeds the passages (the child loads it on the first material), and for how
+    long one material's passages may be embedded."""
+
+    model: str
+    profile: str
+    device: str | None
+    seconds: float
+
+    def embedder(self) -> Embedder | None:
+        if self not in _embedders:
+            _embedders[self] = load_embedder(self.model, self.profile, self.device)
+        return _embedders[self]
+
+
+_embedders: dict[Embedding, Embedder | None] = {}  # in the child: loaded once
+
+
+@dataclass(frozen=True)
 class Material:
     """One material's file, what to read it as, and where its transcript's JSON goes."""
 
@@ -71,6 +91,8 @@ class Material:
     language: str | None
     limits: Limits
     transcript_file: Path
+    title: str = ""  # its name: indexed with each passage
+    embedding: Embedding | None = None
 
 
 class IngestProcess:
@@ -268,6 +290,9 @@ def _ingest(extract_: Extract, material: Material, transcriber: Transcriber) -> 
             transcriber,
             material.limits,
         )
+        transcript.title = material.title
+        if material.embedding is not None and (embedder := material.embedding.embedder()):
+            transcript.embed(embedder, material.embedding.seconds)
         material.transcript_file.write_bytes(transcript.to_json())
     except MaterialError as exc:
         return "refused", str(exc)

@@ -1,21 +1,18 @@
-"""BM25 over an avatar's passages: the index is built once per set of transcripts."""
+"""The retrieval replies used before hybrid search, kept as the fidelity bench's baseline: a
+hand-written BM25 over lower-cased words (no stems, no stop words), over passages cut at every
+paragraph end (`chunks`)."""
 
 import math
 import re
 from collections import Counter
-from dataclasses import dataclass
+
+from bishop_text.retrieval import Passage
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.casefold()) if len(w) > 1]
-
-
-@dataclass(frozen=True)
-class Passage:
-    id: str
-    text: str
 
 
 class Bm25:
