@@ -88,7 +88,7 @@ def test_the_bundled_embedder_finds_a_paraphrase_with_no_word_in_common() -> Non
     index = PassageIndex(texts, embedder=embedder)
     vector = embedder.query("кто упал в воду")
     assert vector.shape == (384,) and abs(float(np.linalg.norm(vector)) - 1) < 1e-3
-    assert index._lexical(words().terms("кто свалился в воду")) == []  # no word in common
+    assert not len(index._lexical(words().terms("кто свалился в воду")))  # no word in common
     assert index.search("кто свалился в воду", k=1)[0].id == "a:0"
 
 

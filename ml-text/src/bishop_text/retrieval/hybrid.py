@@ -75,28 +75,35 @@ class PassageIndex:
             fused = [fused[i] for i in np.argsort(-scores, kind="stable")]
         return [self.passages[i] for i in fused[:k]]
 
-    def _lexical(self, terms: list[str]) -> list[int]:
+    def _lexical(self, terms: list[str]) -> np.ndarray:
+        """Passages that share a term with the question, best first."""
         if not terms:
-            return []
+            return np.zeros(0, dtype=np.int64)
         scores = self._bm25.get_scores(terms)
         order = np.argsort(-scores, kind="stable")
-        return [int(i) for i in order if scores[i] > 0]
+        return order[: int(np.count_nonzero(scores > 0))]
 
-    def _dense(self, query: str) -> list[int]:
+    def _dense(self, query: str) -> np.ndarray:
+        """Passages with a vector, most similar first."""
         assert self._vectors is not None and self.embedder is not None
-        similarity = self._vectors @ self.embedder.query(query)
-        order = np.argsort(-np.nan_to_num(similarity, nan=-np.inf), kind="stable")
-        return [int(i) for i in order if not np.isnan(similarity[i])]
+        # Not `@`: a BLAS product leaves OpenBLAS's threads spinning for a while after it,
+        # and the next question's embedding then ran at a third of its speed (78 ms, not 24).
+        similarity = np.einsum("ij,j->i", self._vectors, self.embedder.query(query))
+        known = ~np.isnan(similarity)
+        order = np.argsort(-np.where(known, similarity, -np.inf), kind="stable")
+        return order[: int(np.count_nonzero(known))]
 
 
 def fuse(rankings: Sequence[Sequence[int]], weights: Sequence[float] | None = None) -> list[int]:
     """Reciprocal-rank fusion: each item scores weight / (RRF_K + its place) in every ranking
-    it is in; best first (ties: in the order of the first ranking)."""
-    scores: dict[int, float] = {}
-    for ranking, weight in zip(rankings, weights or [1.0] * len(rankings), strict=True):
-        for place, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + weight / (RRF_K + place)
-    return sorted(scores, key=lambda item: -scores[item])
+    it is in; best first (ties: the lower index first)."""
+    arrays = [np.asarray(r, dtype=np.int64) for r in rankings]
+    size = max((int(a.max()) + 1 for a in arrays if a.size), default=0)
+    scores = np.zeros(size)
+    for ranking, weight in zip(arrays, weights or [1.0] * len(arrays), strict=True):
+        scores[ranking] += weight / (RRF_K + np.arange(1, ranking.size + 1))
+    order = np.argsort(-scores, kind="stable")
+    return order[: int(np.count_nonzero(scores))].tolist()
 
 
 def passage_index(
