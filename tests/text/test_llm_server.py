@@ -25,10 +25,10 @@ from bishop_contracts.text import clean_generated
 from bishop_contracts.topics import Topic
 from bishop_infra.bus import bus_from_url
 from bishop_infra.faults import is_transient
-from bishop_text.chat_format import Turn, prompt
+from bishop_text.chat_format import Turn, fit, prompt
 from bishop_text.generate import Version, conversation
 from bishop_text.jobs import _tar
-from bishop_text.llm_server import LlmServer, LlmUnavailable, fit
+from bishop_text.llm_server import LlmServer, LlmUnavailable
 from bishop_text.scheduler import ReplyCancelled
 from bishop_text.settings import TextSettings
 from bishop_text.train import ARTIFACT_FILE

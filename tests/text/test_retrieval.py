@@ -127,3 +127,28 @@ def test_a_hub_embedder_and_stored_vectors_feed_the_index(tmp_path: Path) -> Non
     index = passage_index([("m1", transcript)], embedder)
     assert index.search("Гудрайк", k=1)[0].id == f"m1:{len(texts) - 1}"
     assert index.search("Гудрайк", k=1)[0].context == "дневник"
+
+
+def test_the_prompt_budget_drops_history_first_then_whole_passages_least_relevant_first() -> None:
+    from bishop_contracts.events import InferenceResponse, Persona
+    from bishop_contracts.events import Turn as HistoryTurn
+    from bishop_text.chat_format import fit, prompt
+    from bishop_text.generate import conversation
+
+    event = InferenceResponse(
+        message_id="00000000-0000-0000-0000-000000000001",
+        text="Когда спустили лодку?",
+        persona=Persona(name="Михаил"),
+        history=[HistoryTurn(role="user", text="вопрос " * 30)] * 4,
+    )
+    found = [Passage(f"m:{i}", f"Отрывок {i}: " + "слово " * 40) for i in range(5)]
+    turns = conversation(event, found)
+    system = turns[0].content
+    without_history = fit(turns, len(prompt([turns[0], turns[-1]])), len)
+    assert without_history == [turns[0], turns[-1]]  # every passage kept, all history gone
+    budget = len(prompt([turns[0], turns[-1]])) - len(found[-1].text) // 2
+    fitted = fit(turns, budget, len)
+    assert len(fitted) == 2 and fitted[-1] == turns[-1]
+    kept = fitted[0].content
+    assert system.startswith(kept) and kept.count("Отрывок") == 4
+    assert "Отрывок 4" not in kept and kept.endswith(" ".join(found[3].text.split()))

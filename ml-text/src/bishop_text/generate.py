@@ -23,7 +23,7 @@ from typing import Any
 from bishop_contracts.events import InferenceResponse
 from bishop_contracts.text import clean_generated
 
-from bishop_text.chat_format import Turn, prompt
+from bishop_text.chat_format import Turn, fit, prompt
 from bishop_text.models import demo_base
 from bishop_text.retrieval import Passage
 from bishop_text.scheduler import (
@@ -221,24 +221,14 @@ class Detokenizer:
 
 
 def _fit(tokenizer: Any, turns: list[Turn], budget: int) -> Any:
-    """Prompt ids within `budget` tokens: the oldest history goes first, then the system text's
-    last lines (the least relevant passage first, never half of one), then the rest of it; the
-    user's message always stays."""
-    system, history, message = turns[0], list(turns[1:-1]), turns[-1]
-    while True:
-        text = prompt([system, *history, message])
-        ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
-        if ids.shape[1] <= budget:
-            return ids
-        lines = system.content.split("\n")
-        if history:
-            history.pop(0)
-        elif len(lines) > 1:
-            system = Turn("system", "\n".join(lines[:-1]))
-        elif len(system.content) > 100:
-            system = Turn("system", system.content[: len(system.content) // 2])
-        else:
-            return ids[:, -budget:]
+    """Prompt ids within `budget` tokens (see `fit`); what still does not fit loses its start."""
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    text = prompt(fit(turns, budget, count))
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    return ids[:, -budget:]
 
 
 def conversation(event: InferenceResponse, passages: list[Passage]) -> list[Turn]:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from bishop_contracts.text import clean_generated
 
-from bishop_text.chat_format import Turn, prompt
+from bishop_text.chat_format import Turn, fit
 from bishop_text.scheduler import ReplyCancelled
 from bishop_text.settings import TextSettings
 
@@ -280,21 +280,6 @@ def adapter_name(version: "Version", version_id: uuid.UUID | None) -> str:
     if version_id is not None:
         return f"avatar-{version_id}"
     return f"avatar-{hashlib.sha256(str(version.key).encode()).hexdigest()[:24]}"
-
-
-def fit(turns: list[Turn], budget: int, count: Callable[[str], int]) -> list[Turn]:
-    """`turns` whose prompt is within `budget` tokens, as the engine fits them: the oldest
-    history goes first, then the system text is cut; the user's message always stays (a server
-    refuses a message longer than its context with a reason)."""
-    system, history, message = turns[0], list(turns[1:-1]), turns[-1]
-    while True:
-        fitted = [system, *history, message]
-        if count(prompt(fitted)) <= budget or (not history and len(system.content) <= 100):
-            return fitted
-        if history:
-            history.pop(0)
-        else:
-            system = Turn("system", system.content[: len(system.content) // 2])
 
 
 def _content(chunk: Any) -> str:
