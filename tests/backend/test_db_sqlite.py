@@ -53,3 +53,21 @@ async def test_two_engines_on_one_file_take_turns_to_write(tmp_path: Path) -> No
     finally:
         await first.dispose()
         await second.dispose()
+
+
+async def test_a_connection_thrown_away_mid_transaction_gives_up_its_place(tmp_path: Path) -> None:
+    """An invalidated connection (after an error that looks like a lost connection) is never
+    rolled back through the dialect: without letting its place go, every later write waited."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'bishop.db'}")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE note (body TEXT)"))
+        async with engine.connect() as conn:
+            await conn.execute(text("INSERT INTO note VALUES ('lost')"))
+            await conn.invalidate()
+        async with asyncio.timeout(5), engine.begin() as conn:
+            await conn.execute(text("INSERT INTO note VALUES ('kept')"))
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT body FROM note"))).scalars().all() == ["kept"]
+    finally:
+        await engine.dispose()

@@ -152,3 +152,8 @@ def test_the_prompt_budget_drops_history_first_then_whole_passages_least_relevan
     kept = fitted[0].content
     assert system.startswith(kept) and kept.count("Отрывок") == 4
     assert "Отрывок 4" not in kept and kept.endswith(" ".join(found[3].text.split()))
+
+
+def test_materials_with_no_searchable_word_give_an_empty_answer_not_an_error() -> None:
+    index = PassageIndex([Passage("m:0", "и в на 🙂"), Passage("m:1", "👍")])
+    assert index.search("и в на", k=3) == []

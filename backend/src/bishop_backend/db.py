@@ -1,6 +1,7 @@
 """Async database engine and sessions: Postgres via asyncpg or SQLite via aiosqlite."""
 
 import asyncio
+import os
 import sqlite3
 import weakref
 from collections.abc import Callable
@@ -21,7 +22,9 @@ def create_engine(
     connection fails fast with a clear 503 instead of hanging."""
     pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
     if url.startswith("sqlite"):
-        path = make_url(url).database or ":memory:"
+        database = make_url(url).database
+        # One queue per file, however its path is spelled.
+        path = os.path.realpath(database) if database and database != ":memory:" else ":memory:"
         engine = create_async_engine(url, async_creator=lambda: _InlineSqlite(path), **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         _one_writer_at_a_time(engine.sync_engine, path)
@@ -43,7 +46,8 @@ class _InlineSqlite(aiosqlite.Connection):
 
     def __init__(self, path: str) -> None:
         super().__init__(
-            lambda: sqlite3.connect(path, timeout=30, check_same_thread=False), iter_chunk_size=64
+            lambda: sqlite3.connect(path, timeout=BUSY_SECONDS, check_same_thread=False),
+            iter_chunk_size=64,
         )
         self._thread.daemon = True  # as SQLAlchemy makes aiosqlite's own: exit never waits
 
@@ -52,6 +56,15 @@ class _InlineSqlite(aiosqlite.Connection):
             raise ValueError("Connection closed")
         return fn(*args, **kwargs)
 
+
+# How long a statement waits for a lock held outside this process's queue (another process
+# writing the same file): on the loop's thread, so briefly; then "database is locked", which
+# the API answers with 503 and the bus retries.
+BUSY_SECONDS = 2.0
+# How long a writer waits its turn in the queue before it gives up the same way.
+QUEUE_SECONDS = 30.0
+# Statements that write, or may: they take a place in the queue first.
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "WITH")
 
 # One queue of writers per database file and event loop, shared by every engine on the file.
 _writer_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
@@ -80,25 +93,35 @@ def _one_writer_at_a_time(engine: Engine, path: str) -> None:
 
     @event.listens_for(engine, "before_cursor_execute")
     def take(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        writes = statement.lstrip()[:6].upper() in ("INSERT", "UPDATE", "DELETE")
+        writes = statement.lstrip().upper().startswith(_WRITES)
         if writes and key(conn.connection) not in writing:
             lock = _writer_lock(path)
-            await_only(lock.acquire())
+            try:
+                await_only(asyncio.wait_for(lock.acquire(), QUEUE_SECONDS))
+            except TimeoutError:
+                raise sqlite3.OperationalError("database is locked") from None
             writing[key(conn.connection)] = lock
+
+    def release(connection: Any, *_: Any) -> None:
+        if (lock := writing.pop(key(connection), None)) is not None:
+            lock.release()
 
     def releasing(end: Callable[[Any], None]) -> Callable[[Any], None]:
         def ended(connection: Any) -> None:
             try:
                 end(connection)
             finally:
-                if (lock := writing.pop(key(connection), None)) is not None:
-                    lock.release()
+                release(connection)
 
         return ended
 
     dialect = engine.dialect
     dialect.do_commit = releasing(dialect.do_commit)  # type: ignore[method-assign]
     dialect.do_rollback = releasing(dialect.do_rollback)  # type: ignore[method-assign]
+    # A connection thrown away in mid-transaction (invalidated after an error) is never rolled
+    # back through the dialect: its place in the queue is given up here.
+    for gone in ("invalidate", "soft_invalidate", "close", "close_detached"):
+        event.listen(engine, gone, release)
 
 
 def _refuse_closed(_dbapi_connection, _record, proxy) -> None:  # type: ignore[no-untyped-def]

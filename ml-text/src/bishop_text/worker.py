@@ -367,6 +367,8 @@ class TextWorker:
             self.temp.use_for_process()
         # Beside serving, not before it: what dead workers left is no reason to wait.
         sweeping = asyncio.create_task(asyncio.to_thread(self.temp.sweep))
+        # The retrieval models load (or download) now, not on the first replies' time.
+        loading = asyncio.create_task(self._retrieval())
         sweeper: asyncio.Task[None] | None = None
         try:
             await self.storage.ensure_ready()
@@ -377,7 +379,8 @@ class TextWorker:
                 sweeper.cancel()
             await self.jobs.shutdown()
             await self.ingest.close()
-            await asyncio.gather(sweeping, return_exceptions=True)
+            loading.cancel()
+            await asyncio.gather(sweeping, loading, return_exceptions=True)
             await asyncio.to_thread(self.temp.remove)
 
 

@@ -291,8 +291,8 @@ def _ingest(extract_: Extract, material: Material, transcriber: Transcriber) -> 
             material.limits,
         )
         transcript.title = material.title
-        if material.embedding is not None and (embedder := material.embedding.embedder()):
-            transcript.embed(embedder, material.embedding.seconds)
+        if material.embedding is not None:
+            _embed(transcript, material.embedding)
         material.transcript_file.write_bytes(transcript.to_json())
     except MaterialError as exc:
         return "refused", str(exc)
@@ -300,6 +300,17 @@ def _ingest(extract_: Extract, material: Material, transcriber: Transcriber) -> 
         log.exception("ingest of %s failed", material.file.name)
         return "error", _portable(exc)
     return "done", transcript.stats
+
+
+def _embed(transcript: Transcript, embedding: Embedding) -> None:
+    """Vectors for the passages, where the model can make them: without them (a model that
+    cannot load, out of memory) the material is still found by its words."""
+    try:
+        if (embedder := embedding.embedder()) is not None:
+            transcript.embed(embedder, embedding.seconds)
+    except Exception:
+        log.exception("the passages could not be embedded; they are found by their words")
+        transcript.vectors, transcript.vector_model, transcript.vector_rows = "", "", 0
 
 
 def _portable(exc: Exception) -> Exception:

@@ -25,7 +25,7 @@ def passages(
     packed: list[list[str]] = []
     current: list[str] = []
     for piece in pieces:
-        if current and _size(current) + len(piece) > max_chars and _size(current) >= min_chars:
+        if current and _size([*current, piece]) > max_chars and _size(current) >= min_chars:
             # What leads into this piece moves on with it, unless that would leave too little.
             carried = []
             while len(current) > 1 and _leads_in(current[-1]) and _size(current[:-1]) >= min_chars:

@@ -62,17 +62,22 @@ class SentenceTransformerEmbedder:
 
         self.name = model
         self._model = SentenceTransformer(model, device=device)
+        # Replies search side by side, and a fast tokenizer refuses two callers at once
+        # ("Already borrowed").
+        self._lock = threading.Lock()
         e5 = "e5" in model.casefold()
         self._query_prefix, self._passage_prefix = ("query: ", "passage: ") if e5 else ("", "")
 
     def passages(self, texts: Sequence[str]) -> np.ndarray:
-        vectors = self._model.encode(
-            [self._passage_prefix + t for t in texts], normalize_embeddings=True
-        )
+        with self._lock:
+            vectors = self._model.encode(
+                [self._passage_prefix + t for t in texts], normalize_embeddings=True
+            )
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
     def query(self, text: str) -> np.ndarray:
-        vector = self._model.encode(self._query_prefix + text, normalize_embeddings=True)
+        with self._lock:
+            vector = self._model.encode(self._query_prefix + text, normalize_embeddings=True)
         return np.asarray(vector, dtype=np.float32)
 
 

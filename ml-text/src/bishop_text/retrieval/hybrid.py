@@ -42,11 +42,11 @@ class PassageIndex:
         self.embedder = embedder
         self.reranker = reranker
         self._words = words()
-        self._bm25 = bm25s.BM25()
-        if self.passages:
-            self._bm25.index(
-                [self._words.terms(p.indexed) for p in self.passages], show_progress=False
-            )
+        self._bm25: bm25s.BM25 | None = None
+        terms = [self._words.terms(p.indexed) for p in self.passages]
+        if any(terms):  # bm25s cannot index passages of no terms at all (emoji, stop words)
+            self._bm25 = bm25s.BM25()
+            self._bm25.index(terms, show_progress=False)
         if vectors is None and embedder is not None and self.passages:
             vectors = embedder.passages([p.indexed for p in self.passages])
         self._vectors = vectors if embedder is not None else None
@@ -77,7 +77,7 @@ class PassageIndex:
 
     def _lexical(self, terms: list[str]) -> np.ndarray:
         """Passages that share a term with the question, best first."""
-        if not terms:
+        if not terms or self._bm25 is None:
             return np.zeros(0, dtype=np.int64)
         scores = self._bm25.get_scores(terms)
         order = np.argsort(-scores, kind="stable")
@@ -111,8 +111,10 @@ def passage_index(
     embedder: Embedder | None = None,
     reranker: Reranker | None = None,
 ) -> PassageIndex:
-    """The index of an avatar's materials, from (material id, transcript) pairs; passages the
-    embedder has no stored vectors for (older transcripts, another model) are embedded now."""
+    """The index of an avatar's materials, from (material id, transcript) pairs. Passages with
+    no stored vectors of the embedder's model (transcripts from before embeddings, another
+    model, embedding out of time) are found by their words only: a reply never waits for a
+    material to be embedded; reprocessing the material embeds it."""
     passages: list[Passage] = []
     blocks: list[np.ndarray] = []
     for material_id, transcript in transcripts:

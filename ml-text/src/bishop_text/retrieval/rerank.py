@@ -4,6 +4,7 @@ profiles: a multilingual bge reranker through sentence-transformers; off where i
 absent, and in the demo profile)."""
 
 import logging
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,13 +27,16 @@ class Reranker:
 
         self.name = model
         self._model = CrossEncoder(model, device=device)
+        self._lock = threading.Lock()  # one caller at a time: see SentenceTransformerEmbedder
 
     def scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
         """How well each text answers `query`: higher is better."""
         if not texts:
             return np.zeros(0, dtype=np.float32)
         pairs = [(query, text) for text in texts]
-        return np.asarray(self._model.predict(pairs, show_progress_bar=False), dtype=np.float32)
+        with self._lock:
+            scores = self._model.predict(pairs, show_progress_bar=False)
+        return np.asarray(scores, dtype=np.float32)
 
 
 def load_reranker(model: str, profile: str, device: str | None = None) -> Reranker | None:
