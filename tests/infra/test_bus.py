@@ -5,6 +5,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from aiokafka.partitioner import murmur2
 from bishop_contracts.events import DeadLetter, Event, SaveResponse, WorkerHealth
 from bishop_contracts.topics import Topic
 from bishop_infra.bus import Bus, bus_from_url
@@ -106,6 +107,48 @@ async def test_kafka_consumer_that_dies_mid_batch_loses_no_event(server_urls) ->
     finally:
         await second.stop()
         await producer.stop()
+
+
+def _on_partition(partition: int, partitions: int = 3) -> uuid.UUID:
+    """A message id whose events the producer sends to `partition` (of the mock's three)."""
+    while True:
+        candidate = uuid.uuid4()
+        if (murmur2(str(candidate).encode()) & 0x7FFFFFFF) % partitions == partition:
+            return candidate
+
+
+async def test_kafka_a_long_delivery_does_not_hold_back_other_partitions(server_urls) -> None:  # type: ignore[no-untyped-def]
+    url = f"kafka://{server_urls.kafka}"
+    long_reply, quick_reply = _on_partition(0), _on_partition(1)
+    started, done = asyncio.Event(), []
+    gate = asyncio.Event()
+
+    async def replies(event: Event) -> None:
+        if not isinstance(event, SaveResponse):
+            return
+        if event.message_id == long_reply:
+            started.set()
+            await gate.wait()  # a reply that takes minutes
+        if event.message_id in (long_reply, quick_reply):
+            done.append(event.message_id)
+
+    consumer, producer = bus_from_url(url), bus_from_url(url)
+    consumer.subscribe(f"g-{uuid.uuid4().hex[:6]}", [Topic.SAVE_RESPONSE], replies)
+    await consumer.start()
+    await producer.start()
+    try:
+        await producer.publish(Topic.SAVE_RESPONSE, _numbered(long_reply, 0))
+        await asyncio.wait_for(started.wait(), 20)
+        # Published after the long one was polled: it is handled while that one still runs.
+        await producer.publish(Topic.SAVE_RESPONSE, _numbered(quick_reply, 1))
+        await _wait(lambda: quick_reply in done, timeout=10)
+        assert long_reply not in done
+        gate.set()
+        await _wait(lambda: long_reply in done)
+    finally:
+        gate.set()
+        await producer.stop()
+        await consumer.stop()
 
 
 async def test_publish_refuses_an_event_on_the_wrong_topic(bus_url: str) -> None:

@@ -129,15 +129,20 @@ async def _unsettled_reply(session: AsyncSession, event: Any) -> tuple[Message, 
     if found is None:
         log.warning("%s for unknown reply %s", event.event, event.message_id)
         return None
-    # Claimed with a conditional write first: a stop committed a moment ago is seen, and one
-    # that comes later waits for this transaction (the row is locked) instead of being
-    # overwritten by it.
-    if found[0].status in _SETTLED or not await fail_if(
-        session, Message, found[0].id, col(Message.status).not_in(_SETTLED), updated_at=utcnow()
-    ):
+    if found[0].status in _SETTLED:
         log.info("%s for reply %s ignored: it is %s", event.event, found[0].id, found[0].status)
         return None
     return found
+
+
+async def _settle(session: AsyncSession, reply: Message, **values: Any) -> bool:
+    """Give the reply its outcome, in one conditional write: a stop committed a moment ago is
+    seen (nothing is written), and one that comes later waits for this transaction (the row is
+    locked) instead of being overwritten by it. The loaded `reply` is not changed."""
+    if await fail_if(session, Message, reply.id, col(Message.status).not_in(_SETTLED), **values):
+        return True
+    log.info("the answer for reply %s ignored: it was settled meanwhile", reply.id)
+    return False
 
 
 async def _save_response(
@@ -149,19 +154,24 @@ async def _save_response(
     text = clean_generated(event.generated_text).strip()
     if not text:
         # Nothing to show or voice: a failure the user can retry, not an empty "ready".
-        reply.status = ReplyStatus.FAILED
-        reply.error = "The avatar produced no readable text; retry to ask again"
-        session.add(reply)
-        notes.append((reply.id, "error", {"reason": reply.error}))
+        error = "The avatar produced no readable text; retry to ask again"
+        if await _settle(session, reply, status=ReplyStatus.FAILED, error=error):
+            notes.append((reply.id, "error", {"reason": error}))
         return
-    reply.text = text
-    reply.status = ReplyStatus.READY
-    reply.error = None
-    reply.passage_ids = event.passage_ids
-    reply.sources = await _sources(session, avatar, event.sources)
-    reply.adapter_version_id = event.adapter_version_id
-    reply.dub_status = ReplyStatus.PENDING
-    session.add(reply)
+    sources = await _sources(session, avatar, event.sources)
+    settled = await _settle(
+        session,
+        reply,
+        text=text,
+        status=ReplyStatus.READY,
+        error=None,
+        passage_ids=event.passage_ids,
+        sources=sources,
+        adapter_version_id=event.adapter_version_id,
+        dub_status=ReplyStatus.PENDING,
+    )
+    if not settled:
+        return
     voices = await _voice_samples(session, avatar)
     emit(
         session,
@@ -172,12 +182,12 @@ async def _save_response(
             base_voice_url=voices[0] if voices else None,
             voice_urls=voices,
             message_id=reply.id,
-            text=reply.text,
+            text=text,
             avatar_id=avatar.id,
             language=avatar.language,
         ),
     )
-    notes.append((reply.id, "text", replies.text_event(reply)))
+    notes.append((reply.id, "text", replies.text_event(text, event.passage_ids, sources)))
 
 
 # As many sources, and as long a passage, as the contract lets a worker send.
@@ -231,11 +241,9 @@ async def _response_failed(
 ) -> None:
     if (found := await _unsettled_reply(session, event)) is None:
         return
-    reply = found[0]
-    reply.status = ReplyStatus.FAILED
-    reply.error = clean_generated(event.reason)[:2000]
-    session.add(reply)
-    notes.append((reply.id, "error", {"reason": reply.error}))
+    error = clean_generated(event.reason)[:2000]
+    if await _settle(session, found[0], status=ReplyStatus.FAILED, error=error):
+        notes.append((found[0].id, "error", {"reason": error}))
 
 
 async def _save_dub(

@@ -45,9 +45,9 @@ def dub_path(api_prefix: str, avatar_id: uuid.UUID, chat_id: uuid.UUID, reply_id
     return f"{api_prefix}/avatars/{avatar_id}/chat/{chat_id}/msgs/{reply_id}/response/dub/"
 
 
-def text_event(reply: Message) -> dict[str, Any]:
+def text_event(text: str, passage_ids: list[str], sources: list[dict[str, Any]]) -> dict[str, Any]:
     """The data of a reply's `text` event: its final text and what it was built on."""
-    return {"text": reply.text, "passage_ids": reply.passage_ids, "sources": reply.sources}
+    return {"text": text, "passage_ids": passage_ids, "sources": sources}
 
 
 def sse(kind: str, data: dict[str, Any]) -> str:
@@ -80,7 +80,7 @@ async def _catch_up(
     if reply.status == ReplyStatus.READY:
         if not sent.text:
             sent.text = True
-            events.append(sse("text", text_event(reply)))
+            events.append(sse("text", text_event(reply.text, reply.passage_ids, reply.sources)))
     else:
         stored = await infra.state.get_fields(deltas_key(reply_id))
         for index in sorted(int(i) for i in stored if int(i) not in sent.deltas):

@@ -100,33 +100,45 @@ class KafkaBus(Bus):
         return outcomes
 
     async def _consume(self, sub: Subscription, consumer: AIOKafkaConsumer) -> None:
+        """Poll, and hand each partition's records to a task of its own. The partition is
+        paused until its task ends, so it has one delivery running at a time (its commit is its
+        position), while polling goes on for the others: a reply that takes a minute on one
+        partition does not hold back a new one on another."""
+        running: dict[TopicPartition, asyncio.Task[None]] = {}
         while True:
             try:
                 batches = await consumer.getmany(timeout_ms=500, max_records=100)
-                # Partitions are independent: one waiting out a retry does not hold the others.
-                # All of them end before the next poll (return_exceptions): a partition must never
-                # have two deliveries running at once.
-                outcomes = await asyncio.gather(
-                    *(
-                        self._consume_partition(sub, consumer, partition, records)
-                        for partition, records in batches.items()
-                    ),
-                    return_exceptions=True,
-                )
-                for partition, outcome in zip(batches, outcomes, strict=True):
-                    if isinstance(outcome, asyncio.CancelledError):
-                        raise outcome
-                    if isinstance(outcome, BaseException):
-                        log.error("consumer %s on %s: %s", sub.group, partition, outcome)
-                        # Not committed: read it again from the last commit.
-                        with contextlib.suppress(Exception):
-                            consumer.seek(partition, await consumer.committed(partition) or 0)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # The consumer must outlive any one failure (a broker restart, a rebalance).
                 log.exception("consumer %s: poll failed; polling again", sub.group)
                 await asyncio.sleep(1.0)
+                continue
+            for partition, records in batches.items():
+                with contextlib.suppress(IllegalStateError):  # revoked since the poll
+                    consumer.pause(partition)
+                # A partition revoked and assigned back while its old task still runs: the
+                # new records wait for that task, never run beside it.
+                task = asyncio.create_task(
+                    self._consume_partition(
+                        sub, consumer, partition, records, after=running.get(partition)
+                    )
+                )
+                running[partition] = task
+                self._tasks.append(task)
+                task.add_done_callback(lambda done, p=partition: self._ended(running, p, done))
+
+    def _ended(
+        self,
+        running: dict[TopicPartition, asyncio.Task[None]],
+        partition: TopicPartition,
+        task: asyncio.Task[None],
+    ) -> None:
+        if running.get(partition) is task:
+            del running[partition]
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
 
     async def _consume_partition(
         self,
@@ -134,13 +146,27 @@ class KafkaBus(Bus):
         consumer: AIOKafkaConsumer,
         partition: TopicPartition,
         records: list[ConsumerRecord],
+        after: asyncio.Task[None] | None = None,
     ) -> None:
-        for record in records:
-            await self.deliver(sub, record.topic, record.value or b"")
-            # Commit each handled record: a consumer that dies mid-batch resumes right after
-            # the last event it finished, and the handlers' event-id check absorbs the one it
-            # may have been handling.
-            await self._commit(consumer, partition, record.offset + 1)
+        if after is not None:
+            await asyncio.wait([after])
+        try:
+            for record in records:
+                await self.deliver(sub, record.topic, record.value or b"")
+                # Commit each handled record: a consumer that dies mid-batch resumes right
+                # after the last event it finished, and the handlers' event-id check absorbs
+                # the one it may have been handling.
+                await self._commit(consumer, partition, record.offset + 1)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error("consumer %s on %s: %s", sub.group, partition, exc)
+            # Not committed: read it again from the last commit.
+            with contextlib.suppress(Exception):
+                consumer.seek(partition, await consumer.committed(partition) or 0)
+        finally:
+            with contextlib.suppress(IllegalStateError):  # revoked meanwhile
+                consumer.resume(partition)
 
     async def _commit(
         self, consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int
@@ -160,9 +186,10 @@ class KafkaBus(Bus):
                 delay = min(delay * 2, self.max_retry_delay)
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for consumer in self._consumers:
