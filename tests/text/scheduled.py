@@ -30,6 +30,11 @@ def reply(scheduler: GenerationScheduler, turns: list[Turn]) -> tuple[list[str],
     return pieces, text
 
 
+def prefill(model_kwargs: dict[str, Any]) -> bool:
+    """Whether a model call reads prompts (its cache is empty), not one decode step."""
+    return model_kwargs["past_key_values"].get_seq_length() == 0
+
+
 class Recording:
     """A model whose decode steps are kept: the tokens fed back are the generated ones (all but
     the last chosen, which ends the reply and is never fed)."""
@@ -39,7 +44,7 @@ class Recording:
         self.fed: list[int] = []
 
     def __call__(self, **kwargs: Any) -> Any:
-        if "position_ids" in kwargs:  # a decode step, not the prefill
+        if not prefill(kwargs):
             self.fed += kwargs["input_ids"][:, -1].tolist()
         return self.model(**kwargs)
 
@@ -67,7 +72,7 @@ class Scripted(Recording):
 
     def __call__(self, **kwargs: Any) -> Any:
         out = super().__call__(**kwargs)
-        if "position_ids" not in kwargs:
+        if prefill(kwargs):
             self.step = 0
         token = self.script[self.step] if self.step < len(self.script) else self.eos
         self.step += 1

@@ -105,6 +105,50 @@ def test_a_reply_that_arrives_later_joins_the_running_batch(
     assert in_flight == 1
 
 
+def test_replies_that_arrive_together_are_prefilled_in_one_pass_each_as_it_would_be_alone(
+    tiny_base: Path, tmp_path: Path
+) -> None:
+    from tests.text.scheduled import Recording, prefill, reply, scheduler_for
+
+    engine = _engine(tiny_base, tmp_path)
+    runner = engine._select(Version(None, None, "base"), set(), set())
+
+    class Gated(Recording):
+        """Holds its first prefill until the others have arrived; counts each prefill's rows."""
+
+        def __init__(self, model: Any) -> None:
+            super().__init__(model)
+            self.prefills: list[int] = []
+            self.entered, self.gate = threading.Event(), threading.Event()
+
+        def __call__(self, **kwargs: Any) -> Any:
+            if prefill(kwargs):
+                self.prefills.append(len(kwargs["input_ids"]))
+                self.entered.set()
+                assert self.gate.wait(30)
+            return super().__call__(**kwargs)
+
+    model = Gated(runner.model)
+    model.gate.set()
+    scheduler = scheduler_for(runner.tokenizer, model, max_new_tokens=12, min_new_tokens=12)
+    prompts = [_turns(n) for n in range(4)]  # of different lengths: padded to the longest
+    alone = [reply(scheduler, turns)[1] for turns in prompts]
+    assert len(set(alone)) > 1
+
+    model.prefills.clear()
+    model.entered.clear()
+    model.gate.clear()
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(reply, scheduler, prompts[0])
+        assert model.entered.wait(30)
+        others = [pool.submit(reply, scheduler, turns) for turns in prompts[1:]]
+        time.sleep(0.5)  # all three are queued behind the held prefill
+        model.gate.set()
+        together = [first.result(60)[1]] + [f.result(60)[1] for f in others]
+    assert model.prefills == [1, 3]
+    assert together == alone
+
+
 def test_a_cancelled_reply_stops_at_the_next_step_and_keeps_its_text(
     tiny_base: Path, versions: list[Version], tmp_path: Path
 ) -> None:

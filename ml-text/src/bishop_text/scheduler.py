@@ -2,13 +2,14 @@
 every reply in flight at once.
 
 A reply that arrives while others are being generated joins them at the next step (step-level
-batching, as vLLM and TGI do): it is prefilled alone, then its key/value cache is left-padded
-and stacked onto the running batch of the same model, with its own position ids and attention
-mask. Replies for different avatars on one base model share a batch, each through its own LoRA
-adapter (peft's mixed-adapter batches, `adapter_names`; `__base__` is no adapter). Whole models
-(the demo profile's versions) each have a batch of their own, and the batches take steps in
-turn. A cancelled reply stops at the next step. Nothing here holds a lock around a reply: the
-callers only wait on their own queue of pieces.
+batching, as vLLM and TGI do): the replies that arrived since the last step are prefilled
+together (left-padded to the longest prompt), then their key/value caches are left-padded and
+stacked onto the running batch of the same model, each row with its own position ids and
+attention mask. Replies for different avatars on one base model share a batch, each through its
+own LoRA adapter (peft's mixed-adapter batches, `adapter_names`; `__base__` is no adapter).
+Whole models (the demo profile's versions) each have a batch of their own, and the batches take
+steps in turn. A cancelled reply stops at the next step. Nothing here holds a lock around a
+reply: the callers only wait on their own queue of pieces.
 """
 
 import logging
@@ -86,6 +87,7 @@ class _Row:
 
         self.request = request
         self.runner = runner
+        self.prompt = prompt
         self.tokens: list[int] = []  # generated
         self.position = len(prompt)  # of the next token fed in
         self.readable = False
@@ -105,15 +107,13 @@ class _Batch:
         self.cache: Any = None
         self.mask: Any = None  # [rows, cache length]: 0 for left padding
 
-    def add(self, row: _Row, cache: Any, length: int) -> None:
-        import torch
-
-        mask = torch.ones(1, length, dtype=torch.long, device=self.model.device)
+    def add(self, rows: list[_Row], cache: Any, mask: Any) -> None:
+        """Rows prefilled together: their cache and their [rows, length] mask."""
         if not self.rows:
-            self.rows, self.cache, self.mask = [row], cache, mask
+            self.rows, self.cache, self.mask = list(rows), cache, mask
             return
         self.cache, self.mask = _stack(self.cache, self.mask, cache, mask)
-        self.rows.append(row)
+        self.rows += rows
 
     def drop_finished(self) -> None:
         import torch
@@ -279,63 +279,85 @@ class GenerationScheduler:
             except queue.Empty:
                 break
         waiting, self._waiting = self._waiting, []
+        chosen: list[_Row] = []
         for request in waiting:
-            if self.in_flight >= self.max_batch:
+            if self.in_flight + len(chosen) >= self.max_batch:
                 self._waiting.append(request)
-            else:
-                self._admit(request)
+            elif (row := self._choose_runner(request, chosen)) is not None:
+                chosen.append(row)
+        by_model: dict[int, list[_Row]] = {}
+        for row in chosen:
+            by_model.setdefault(id(row.runner.model), []).append(row)
+        for rows in by_model.values():
+            self._prefill(rows)
         for key, batch in list(self._batches.items()):
             if batch.rows:
                 self._step(batch)
             if not batch.rows:
                 del self._batches[key]
 
-    def _in_use(self) -> set[str]:
-        return {
-            row.runner.adapter
-            for batch in self._batches.values()
-            for row in batch.rows
-            if row.runner.adapter
-        }
+    def _in_use(self, chosen: list[_Row]) -> set[str]:
+        rows = [row for batch in self._batches.values() for row in batch.rows] + chosen
+        return {row.runner.adapter for row in rows if row.runner.adapter}
 
-    def _admit(self, request: _Request) -> None:
-        import torch
-        from transformers import DynamicCache
-
+    def _choose_runner(self, request: _Request, chosen: list[_Row]) -> _Row | None:
+        """The request's row, with its runner and prompt (None: it ended, or waits)."""
         if request.cancelled.is_set():
             request.cut_short = True
             self._end(request)
-            return
+            return None
+        # Models of rows in flight, or about to be prefilled, must not change under them.
+        busy = {id(batch.model) for batch in self._batches.values() if batch.rows}
+        busy |= {id(row.runner.model) for row in chosen}
         try:
-            busy = {id(batch.model) for batch in self._batches.values() if batch.rows}
-            runner, prompt = self.select(request.payload, self._in_use(), busy)
-            model = runner.model
-            ids = torch.tensor([prompt], device=model.device)
-            out = model(
-                input_ids=ids,
-                attention_mask=torch.ones_like(ids),
-                past_key_values=DynamicCache(config=_config(model)),
-                use_cache=True,
-                **_adapters(runner, [runner.adapter]),
-            )
+            runner, prompt = self.select(request.payload, self._in_use(chosen), busy)
         except NotNow:
             self._waiting.append(request)
-            return
+            return None
         except BaseException as exc:
             request.error = exc
             self._end(request)
-            return
-        row = _Row(request, runner, prompt)
+            return None
+        return _Row(request, runner, prompt)
+
+    def _prefill(self, rows: list[_Row]) -> None:
+        """One forward pass over the prompts of `rows` (one model), left-padded to the longest;
+        then their first tokens, and the rows join their model's batch."""
+        import torch
+        from transformers import DynamicCache
+
+        runner = rows[0].runner
+        model = runner.model
+        length = max(row.position for row in rows)
+        pad = runner.tokenizer.pad_token_id or 0  # any id: padding is masked out
+        ids = [[pad] * (length - row.position) + row.prompt for row in rows]
+        mask = torch.tensor(
+            [[0] * (length - row.position) + [1] * row.position for row in rows],
+            device=model.device,
+        )
         try:
-            self._take(row, self._choose([row], out.logits[:, -1])[0])
-            if not row.done:
-                batch = self._batches.setdefault(id(model), _Batch(model))
-                batch.add(row, out.past_key_values, len(prompt))
+            out = model(
+                input_ids=torch.tensor(ids, device=model.device),
+                attention_mask=mask,
+                position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                past_key_values=DynamicCache(config=_config(model)),
+                use_cache=True,
+                **_adapters(runner, [row.runner.adapter for row in rows]),
+            )
+            for row, token in zip(rows, self._choose(rows, out.logits[:, -1]), strict=True):
+                self._take(row, token)
+            batch = self._batches.setdefault(id(model), _Batch(model))
+            batch.add(rows, out.past_key_values, mask)
+            batch.drop_finished()
         except BaseException as exc:
-            log.exception("reply %s could not join its batch", request.reply_id)
-            if not row.done:
-                request.error = exc
-                self._end(request)
+            log.exception("%d replies could not be prefilled", len(rows))
+            for row in rows:
+                if not row.done:
+                    row.done = True
+                    row.request.error = exc
+                    self._end(row.request)
+            if (batch := self._batches.get(id(model))) is not None:
+                batch.drop_finished()
 
     def _step(self, batch: _Batch) -> None:
         import torch
