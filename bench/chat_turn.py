@@ -153,7 +153,7 @@ def summary(name: str, samples: list[float]) -> dict[str, float | str]:
     }
 
 
-async def main(turns: int, modes: list[str]) -> None:
+async def main(turns: int, modes: list[str], fetch_wait_ms: int) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -180,6 +180,9 @@ async def main(turns: int, modes: list[str]) -> None:
                     bare = await bare_turns(database_url, turns)
                     rows.append(summary("servers: bare FastAPI, same Postgres writes", bare))
                     settings = stack_settings("servers", root / "servers", urls, database_url)
+                    settings.bus_url = settings.bus_url.replace(
+                        "fetch_max_wait_ms=10", f"fetch_max_wait_ms={fetch_wait_ms}"
+                    )
                     for one_request, how in (
                         (False, "send, then stream"),
                         (True, "send with stream"),
@@ -200,5 +203,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--mode", choices=["embedded", "servers", "both"], default="both")
+    parser.add_argument("--fetch-wait-ms", type=int, default=10)
     args = parser.parse_args()
-    asyncio.run(main(args.turns, ["embedded", "servers"] if args.mode == "both" else [args.mode]))
+    modes = ["embedded", "servers"] if args.mode == "both" else [args.mode]
+    asyncio.run(main(args.turns, modes, args.fetch_wait_ms))

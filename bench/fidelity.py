@@ -9,10 +9,15 @@ same run: the retrieval replies used before (bench/fidelity_baseline.py).
     uv run python -m bench.fidelity                         # the demo profile's models
     uv run python -m bench.fidelity --embedding none        # lexical only
     uv run python -m bench.fidelity --reranker <model or folder>
+    uv run python -m bench.fidelity --typos 1               # one typo in each question
+
+`--typos N` asks each question as a hurried user might type it: N of its longer words with a
+typo each (two letters swapped, one dropped or one doubled; seeded, so every run asks the same).
 """
 
 import argparse
 import json
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -47,6 +52,22 @@ def ingest(folder: Path) -> dict[str, Transcript]:
     return transcripts
 
 
+def with_typos(question: str, typos: int, rng: random.Random) -> str:
+    words = question.split()
+    longer = [i for i, w in enumerate(words) if len(w) > 5]
+    for i in rng.sample(longer, min(len(longer), typos)):
+        letters, at = list(words[i]), rng.randrange(1, len(words[i]) - 2)
+        kind = rng.choice(["swap", "drop", "double"])
+        if kind == "swap":
+            letters[at], letters[at + 1] = letters[at + 1], letters[at]
+        elif kind == "drop":
+            del letters[at]
+        else:
+            letters.insert(at, letters[at])
+        words[i] = "".join(letters)
+    return " ".join(words)
+
+
 def fold(text: str) -> str:
     return " ".join(text.casefold().replace("ё", "е").split())
 
@@ -73,8 +94,11 @@ def score(search: Search, questions: list[dict[str, str]]) -> dict[str, float]:
     }
 
 
-def main(embedding: str, reranker_model: str, profile: str) -> None:
+def main(embedding: str, reranker_model: str, profile: str, typos: int) -> None:
     questions = [json.loads(line) for line in (CORPUS / "questions.jsonl").open()]
+    rng = random.Random(7)
+    for q in questions:
+        q["question"] = with_typos(q["question"], typos, rng)
     start = time.perf_counter()
     transcripts = ingest(CORPUS / "corpus")
     read_seconds = time.perf_counter() - start
@@ -140,5 +164,6 @@ if __name__ == "__main__":
     )
     parser.add_argument("--reranker", default="", help="model id or folder (default: profile's)")
     parser.add_argument("--profile", default="demo", choices=["demo", "cpu", "gpu"])
+    parser.add_argument("--typos", type=int, default=0, help="typos in each question")
     args = parser.parse_args()
-    main(args.embedding, args.reranker, args.profile)
+    main(args.embedding, args.reranker, args.profile, args.typos)

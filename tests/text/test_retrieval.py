@@ -54,6 +54,21 @@ def test_a_short_follow_up_is_searched_with_the_turn_before() -> None:
     assert index.search("а когда?", k=1, previous="Где жил Гудрайк?")[0].id == "a:0"
 
 
+def test_a_typo_is_put_right_against_the_materials_words_and_real_words_are_left_alone() -> None:
+    index = PassageIndex(STORIES)
+    # Letters swapped, dropped, doubled: each finds its passage by words alone.
+    for typed in ("Кто такой Гудрйак?", "Кто такой Гудрак?", "Кто такой Гуддрайк?"):
+        assert index.search(typed, k=1)[0].id == "a:0", typed
+    speller = PassageIndex([*STORIES, Passage("e:0", "Мы спросили дорогу у рыбаков.")])._speller
+    assert speller.correct("Кто такой Гудрйак?") == "Кто такой гудрайк?"
+    assert speller.correct("Что они спрсили?") == "Что они спросили?"
+    # A word of the dictionary that the materials lack is not made into one they have, though
+    # it is one letter away.
+    assert speller.correct("Что они сбросили?") == "Что они сбросили?"
+    # Short words (too many neighbours) and other scripts are left as typed.
+    assert speller.correct("Гудр морр sety") == "Гудр морр sety"
+
+
 def test_paragraphs_are_packed_and_no_short_piece_stands_alone() -> None:
     answer = "Ответ: " + "Мы шли по реке весь день, и вода была тёмной и быстрой. " * 6
     interview = ["Заголовок интервью", "Вопрос: Как вы попали на Поной?", answer] * 4

@@ -14,6 +14,7 @@ from bishop_text.ingest import Transcript
 from bishop_text.retrieval import Passage
 from bishop_text.retrieval.embeddings import Embedder
 from bishop_text.retrieval.rerank import Reranker
+from bishop_text.retrieval.spelling import Speller
 from bishop_text.retrieval.words import words
 
 # The usual constant of reciprocal-rank fusion: how much the first places outweigh the rest.
@@ -42,6 +43,7 @@ class PassageIndex:
         self.embedder = embedder
         self.reranker = reranker
         self._words = words()
+        self._speller = Speller((p.indexed for p in self.passages), self._words)
         self._bm25: bm25s.BM25 | None = None
         terms = [self._words.terms(p.indexed) for p in self.passages]
         if any(terms):  # bm25s cannot index passages of no terms at all (emoji, stop words)
@@ -60,10 +62,11 @@ class PassageIndex:
         passages that happen to repeat it (on the fidelity bench, top-1 0.76 -> 0.78)."""
         if not self.passages:
             return []
+        query = self._speller.correct(query)
         name = set(self._words.terms(person))
         terms = [t for t in self._words.terms(query) if t not in name]
         if previous and len(terms) < FOLLOW_UP_TERMS:
-            query = f"{previous}\n{query}"
+            query = f"{self._speller.correct(previous)}\n{query}"
             terms = [t for t in self._words.terms(query) if t not in name]
         rankings, weights = [self._lexical(terms)], [1.0]
         if self._vectors is not None and self.embedder is not None:

@@ -34,6 +34,11 @@ STOP_WORDS = frozenset(
 )
 
 
+def fold(text: str) -> str:
+    """Case and ё folded: how words are compared."""
+    return text.casefold().replace("ё", "е")
+
+
 class Words:
     """Text to index terms. Cheap to call; the stemmers cache what they have seen."""
 
@@ -44,7 +49,7 @@ class Words:
     def terms(self, text: str) -> list[str]:
         terms: list[str] = []
         run: list[int] = []  # number words in a row, read as one number
-        for token in _TOKEN.findall(text.casefold().replace("ё", "е")):
+        for token in _TOKEN.findall(fold(text)):
             if (value := numbers.VALUES.get(token)) is not None:
                 run.append(value)
                 continue
@@ -54,12 +59,13 @@ class Words:
             if token.isdigit():
                 terms.append(token.lstrip("0") or "0")
             elif len(token) > 1 and token not in STOP_WORDS:
-                terms.append(self._stem(token))
+                terms.append(self.stem(token))
         if run:
             terms.append(str(numbers.join(run)))
         return terms
 
-    def _stem(self, word: str) -> str:
+    def stem(self, word: str) -> str:
+        """The Snowball stem of a folded word (Russian for Cyrillic, else English)."""
         stemmer = self._russian if _CYRILLIC.search(word) else self._english
         return stemmer.stemWord(word)
 
