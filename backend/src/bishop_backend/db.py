@@ -97,7 +97,7 @@ def _one_writer_at_a_time(engine: Engine, path: str) -> None:
         if writes and key(conn.connection) not in writing:
             lock = _writer_lock(path)
             try:
-                await_only(asyncio.wait_for(lock.acquire(), QUEUE_SECONDS))
+                await_only(_acquire(lock))
             except TimeoutError:
                 raise sqlite3.OperationalError("database is locked") from None
             writing[key(conn.connection)] = lock
@@ -122,6 +122,15 @@ def _one_writer_at_a_time(engine: Engine, path: str) -> None:
     # back through the dialect: its place in the queue is given up here.
     for gone in ("invalidate", "soft_invalidate", "close", "close_detached"):
         event.listen(engine, gone, release)
+
+
+async def _acquire(lock: asyncio.Lock) -> None:
+    # In the caller's own task: a free lock is taken without giving the loop away (wait_for
+    # ran the acquire as a task of its own, so every transaction's first write let every other
+    # ready task run while it already held its place, and a relay that was stamping its events
+    # kept the next writer waiting behind a whole reply's handler).
+    async with asyncio.timeout(QUEUE_SECONDS):
+        await lock.acquire()
 
 
 def _refuse_closed(_dbapi_connection, _record, proxy) -> None:  # type: ignore[no-untyped-def]

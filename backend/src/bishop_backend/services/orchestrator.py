@@ -5,8 +5,9 @@ consumers ignore as duplicates."""
 
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from bishop_contracts import events as ev
 from bishop_contracts.events import derive_event_id
@@ -22,9 +23,11 @@ from bishop_backend.models import (
     AdapterVersion,
     Avatar,
     AvatarStatus,
+    Chat,
     Material,
     MaterialStatus,
     Message,
+    MessageRole,
     ProcessedEvent,
     ReplyStatus,
     RunStatus,
@@ -122,46 +125,61 @@ def _under(avatar: Avatar, key: str) -> bool:
 _SETTLED = (ReplyStatus.READY, ReplyStatus.STOPPED)
 
 
-async def _unsettled_reply(session: AsyncSession, event: Any) -> tuple[Message, Avatar] | None:
+class _Waiting(NamedTuple):
+    """A reply that still takes an answer, and what its answer is stored and voiced with."""
+
+    reply_id: uuid.UUID
+    avatar_id: uuid.UUID
+    owner_id: uuid.UUID
+    language: str
+
+
+async def _unsettled_reply(session: AsyncSession, event: Any) -> _Waiting | None:
     """The reply a text worker's answer is for, if it still takes one (pending, or failed by a
-    sweep or a dead letter)."""
-    found = await load_reply(session, event.message_id)
-    if found is None:
+    sweep or a dead letter). Columns, not row objects: this is on every reply's way."""
+    query = (
+        select(Message.status, Avatar.id, Avatar.owner_id, Avatar.language)
+        .join(Chat, col(Chat.id) == col(Message.chat_id))
+        .join(Avatar, col(Avatar.id) == col(Chat.avatar_id))
+        .where(Message.id == event.message_id, Message.role == MessageRole.AVATAR)
+    )
+    row = (await session.exec(query)).first()
+    if row is None:
         log.warning("%s for unknown reply %s", event.event, event.message_id)
         return None
-    if found[0].status in _SETTLED:
-        log.info("%s for reply %s ignored: it is %s", event.event, found[0].id, found[0].status)
+    status, avatar_id, owner_id, language = row
+    if status in _SETTLED:
+        log.info("%s for reply %s ignored: it is %s", event.event, event.message_id, status)
         return None
-    return found
+    return _Waiting(event.message_id, avatar_id, owner_id, language)
 
 
-async def _settle(session: AsyncSession, reply: Message, **values: Any) -> bool:
+async def _settle(session: AsyncSession, reply_id: uuid.UUID, **values: Any) -> bool:
     """Give the reply its outcome, in one conditional write: a stop committed a moment ago is
     seen (nothing is written), and one that comes later waits for this transaction (the row is
-    locked) instead of being overwritten by it. The loaded `reply` is not changed."""
-    if await fail_if(session, Message, reply.id, col(Message.status).not_in(_SETTLED), **values):
+    locked) instead of being overwritten by it."""
+    if await fail_if(session, Message, reply_id, col(Message.status).not_in(_SETTLED), **values):
         return True
-    log.info("the answer for reply %s ignored: it was settled meanwhile", reply.id)
+    log.info("the answer for reply %s ignored: it was settled meanwhile", reply_id)
     return False
 
 
 async def _save_response(
     infra: Infra, session: AsyncSession, event: ev.SaveResponse, notes: Notes
 ) -> None:
-    if (found := await _unsettled_reply(session, event)) is None:
+    if (reply := await _unsettled_reply(session, event)) is None:
         return
-    reply, avatar = found
     text = clean_generated(event.generated_text).strip()
     if not text:
         # Nothing to show or voice: a failure the user can retry, not an empty "ready".
         error = "The avatar produced no readable text; retry to ask again"
-        if await _settle(session, reply, status=ReplyStatus.FAILED, error=error):
-            notes.append((reply.id, "error", {"reason": error}))
+        if await _settle(session, reply.reply_id, status=ReplyStatus.FAILED, error=error):
+            notes.append((reply.reply_id, "error", {"reason": error}))
         return
-    sources = await _sources(session, avatar, event.sources)
+    sources = await _sources(session, reply.avatar_id, event.sources)
     settled = await _settle(
         session,
-        reply,
+        reply.reply_id,
         text=text,
         status=ReplyStatus.READY,
         error=None,
@@ -172,22 +190,22 @@ async def _save_response(
     )
     if not settled:
         return
-    voices = await _voice_samples(session, avatar)
+    voices = await _voice_samples(session, reply.avatar_id)
     emit(
         session,
         Topic.SOUND_INFERENCE,
         ev.SoundInference(
             event_id=derive_event_id(event.event_id, "sound_inference"),
-            storage_url=dub_key(avatar.owner_id, avatar.id, reply.id),
+            storage_url=dub_key(reply.owner_id, reply.avatar_id, reply.reply_id),
             base_voice_url=voices[0] if voices else None,
             voice_urls=voices,
-            message_id=reply.id,
+            message_id=reply.reply_id,
             text=text,
-            avatar_id=avatar.id,
-            language=avatar.language,
+            avatar_id=reply.avatar_id,
+            language=reply.language,
         ),
     )
-    notes.append((reply.id, "text", replies.text_event(text, event.passage_ids, sources)))
+    notes.append((reply.reply_id, "text", replies.text_event(text, event.passage_ids, sources)))
 
 
 # As many sources, and as long a passage, as the contract lets a worker send.
@@ -196,7 +214,7 @@ MAX_SOURCE_TEXT = 4000
 
 
 async def _sources(
-    session: AsyncSession, avatar: Avatar, sources: list[ev.Source]
+    session: AsyncSession, avatar_id: uuid.UUID, sources: list[ev.Source]
 ) -> list[dict[str, Any]]:
     """The reply's sources as stored, best first, each with its material's file name.
 
@@ -207,7 +225,7 @@ async def _sources(
     if not ranked:
         return []
     query = select(Material.id, Material.filename).where(
-        col(Material.id).in_({s.material_id for s in ranked}), Material.avatar_id == avatar.id
+        col(Material.id).in_({s.material_id for s in ranked}), Material.avatar_id == avatar_id
     )
     names = dict((await session.exec(query)).all())
     return [
@@ -222,12 +240,12 @@ async def _sources(
     ]
 
 
-async def _voice_samples(session: AsyncSession, avatar: Avatar) -> list[str]:
+async def _voice_samples(session: AsyncSession, avatar_id: uuid.UUID) -> list[str]:
     """The avatar's usable voice samples, newest first: the sound worker clones from them."""
     query = (
         select(Material.storage_key)
         .where(
-            Material.avatar_id == avatar.id,
+            Material.avatar_id == avatar_id,
             Material.type == "voice_synthesis",
             Material.status != MaterialStatus.FAILED,
         )
@@ -239,11 +257,11 @@ async def _voice_samples(session: AsyncSession, avatar: Avatar) -> list[str]:
 async def _response_failed(
     infra: Infra, session: AsyncSession, event: ev.ResponseFailed, notes: Notes
 ) -> None:
-    if (found := await _unsettled_reply(session, event)) is None:
+    if (reply := await _unsettled_reply(session, event)) is None:
         return
     error = clean_generated(event.reason)[:2000]
-    if await _settle(session, found[0], status=ReplyStatus.FAILED, error=error):
-        notes.append((found[0].id, "error", {"reason": error}))
+    if await _settle(session, reply.reply_id, status=ReplyStatus.FAILED, error=error):
+        notes.append((reply.reply_id, "error", {"reason": error}))
 
 
 async def _save_dub(
