@@ -65,8 +65,10 @@ def test_a_typo_is_put_right_against_the_materials_words_and_real_words_are_left
     # A word of the dictionary that the materials lack is not made into one they have, though
     # it is one letter away.
     assert speller.correct("Что они сбросили?") == "Что они сбросили?"
-    # Short words (too many neighbours) and other scripts are left as typed.
+    # Short words (too many neighbours), other scripts and runs longer than any word are left
+    # as typed.
     assert speller.correct("Гудр морр sety") == "Гудр морр sety"
+    assert speller.correct("ж" * 8000) == "ж" * 8000
 
 
 def test_paragraphs_are_packed_and_no_short_piece_stands_alone() -> None:

@@ -149,6 +149,45 @@ def test_replies_that_arrive_together_are_prefilled_in_one_pass_each_as_it_would
     assert together == alone
 
 
+def test_a_prefill_that_cannot_even_be_built_fails_its_replies_instead_of_hanging(
+    tiny_base: Path, tmp_path: Path
+) -> None:
+    from tests.text.scheduled import reply, scheduler_for
+
+    engine = _engine(tiny_base, tmp_path)
+    runner = engine._select(Version(None, None, "base"), set(), set())
+
+    class BrokenPad:
+        def __init__(self, tokenizer: Any) -> None:
+            self._tokenizer = tokenizer
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._tokenizer, name)
+
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            return self._tokenizer(*args, **kwargs)
+
+        @property
+        def pad_token_id(self) -> int:
+            raise RuntimeError("the tokenizer broke")
+
+    scheduler = scheduler_for(BrokenPad(runner.tokenizer), runner.model, max_new_tokens=4)
+    outcome: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            reply(scheduler, _turns(0))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    # A daemon thread: if the caller hangs, the test fails instead of hanging with it.
+    caller = threading.Thread(target=ask, daemon=True)
+    caller.start()
+    caller.join(30)
+    assert not caller.is_alive(), "the caller still waits for its reply"
+    assert isinstance(outcome[0], RuntimeError) and "tokenizer broke" in str(outcome[0])
+
+
 def test_a_cancelled_reply_stops_at_the_next_step_and_keeps_its_text(
     tiny_base: Path, versions: list[Version], tmp_path: Path
 ) -> None:

@@ -328,20 +328,23 @@ class GenerationScheduler:
 
         runner = rows[0].runner
         model = runner.model
-        length = max(row.position for row in rows)
-        pad = runner.tokenizer.pad_token_id or 0  # any id: padding is masked out
-        ids = [[pad] * (length - row.position) + row.prompt for row in rows]
-        mask = torch.tensor(
-            [[0] * (length - row.position) + [1] * row.position for row in rows],
-            device=model.device,
-        )
         try:
+            length = max(row.position for row in rows)
+            pad = runner.tokenizer.pad_token_id or 0  # any id: padding is masked out
+            ids = [[pad] * (length - row.position) + row.prompt for row in rows]
+            mask = torch.tensor(
+                [[0] * (length - row.position) + [1] * row.position for row in rows],
+                device=model.device,
+            )
             out = model(
                 input_ids=torch.tensor(ids, device=model.device),
                 attention_mask=mask,
                 position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
                 past_key_values=DynamicCache(config=_config(model)),
                 use_cache=True,
+                # Only the last position's scores are read: the prompts' other positions
+                # would cost rows x length x vocabulary floats.
+                logits_to_keep=1,
                 **_adapters(runner, [row.runner.adapter for row in rows]),
             )
             for row, token in zip(rows, self._choose(rows, out.logits[:, -1]), strict=True):
@@ -357,7 +360,7 @@ class GenerationScheduler:
                     row.request.error = exc
                     self._end(row.request)
             if (batch := self._batches.get(id(model))) is not None:
-                batch.drop_finished()
+                batch.drop_finished()  # the rows that joined it are done now
 
     def _step(self, batch: _Batch) -> None:
         import torch

@@ -127,18 +127,26 @@ class KafkaBus(Bus):
                 )
                 running[partition] = task
                 self._tasks.append(task)
-                task.add_done_callback(lambda done, p=partition: self._ended(running, p, done))
+                task.add_done_callback(
+                    lambda done, p=partition: self._ended(consumer, running, p, done)
+                )
 
     def _ended(
         self,
+        consumer: AIOKafkaConsumer,
         running: dict[TopicPartition, asyncio.Task[None]],
         partition: TopicPartition,
         task: asyncio.Task[None],
     ) -> None:
-        if running.get(partition) is task:
-            del running[partition]
         with contextlib.suppress(ValueError):
             self._tasks.remove(task)
+        # Only the partition's newest task resumes it: an older one that ends late (the
+        # partition was revoked and assigned back meanwhile) must not lift its successor's pause.
+        if running.get(partition) is task:
+            del running[partition]
+            # The partition may be gone: revoked meanwhile, or the consumer stopped.
+            with contextlib.suppress(Exception):
+                consumer.resume(partition)
 
     async def _consume_partition(
         self,
@@ -159,14 +167,11 @@ class KafkaBus(Bus):
                 await self._commit(consumer, partition, record.offset + 1)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
-            log.error("consumer %s on %s: %s", sub.group, partition, exc)
+        except Exception:
+            log.exception("consumer %s on %s", sub.group, partition)
             # Not committed: read it again from the last commit.
             with contextlib.suppress(Exception):
                 consumer.seek(partition, await consumer.committed(partition) or 0)
-        finally:
-            with contextlib.suppress(IllegalStateError):  # revoked meanwhile
-                consumer.resume(partition)
 
     async def _commit(
         self, consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int

@@ -19,8 +19,10 @@ from bishop_text.retrieval.words import STOP_WORDS, Words, fold
 
 _LETTERS = re.compile(r"[^\W\d_]+")
 _RUSSIAN = re.compile(r"^[а-я]+$")
-# Shorter words have too many neighbours one edit away to guess which was meant.
-MIN_LETTERS = 5
+# Shorter words have too many neighbours one edit away to guess which was meant; longer ones
+# than any Russian word are not words (and their neighbours grow with the square of their
+# length).
+MIN_LETTERS, MAX_LETTERS = 5, 30
 
 
 class Speller:
@@ -30,7 +32,8 @@ class Speller:
         for text in texts:
             self._counts.update(_LETTERS.findall(fold(text)))
         self._stems = {words.stem(w) for w in self._counts}
-        self._alphabet = "".join(sorted({c for w in self._counts for c in w}))
+        # Only Russian words are put right, so only Russian letters are tried.
+        self._alphabet = "".join(sorted({c for w in self._counts for c in w if "а" <= c <= "я"}))
 
     def correct(self, text: str) -> str:
         """`text` with each misspelt word replaced (everything else as it was)."""
@@ -39,7 +42,7 @@ class Speller:
     def _word(self, word: str) -> str:
         folded = fold(word)
         if (
-            len(folded) < MIN_LETTERS
+            not MIN_LETTERS <= len(folded) <= MAX_LETTERS
             or not _RUSSIAN.match(folded)
             or folded in STOP_WORDS
             or folded in numbers.VALUES
