@@ -5,7 +5,11 @@ One turn: HTTP send -> `inference_response` on the bus -> an instant responder p
 measured both ways a client can do it: the send, then the reply's stream (two requests), and
 the send with `Accept: text/event-stream` (the reply streams in the same response).
 The baseline is a bare FastAPI endpoint doing the same database writes (two inserts, one
-update) on the same database, timed by the same client in the same process.
+update) on the same database, timed by the same client in the same process. A second bare
+endpoint makes every write a turn makes, in its four transactions (the send with its outbox
+row; the relay's stamp; the answer with its processed-event and outbox rows; the relay's
+stamp), with none of the reads, hops or streams: what is left between it and a turn is the
+orchestration proper.
 
     uv run python -m bench.chat_turn --turns 200            # embedded and server mode
     uv run python -m bench.chat_turn --turns 200 --mode embedded
@@ -25,7 +29,17 @@ from pathlib import Path
 import httpx
 from bishop_backend.db import create_engine, session_factory
 from bishop_backend.migrations import upgrade
-from bishop_backend.models import Avatar, Chat, Message, MessageRole, ReplyStatus, User
+from bishop_backend.models import (
+    Avatar,
+    Chat,
+    Message,
+    MessageRole,
+    OutboxEvent,
+    ProcessedEvent,
+    ReplyStatus,
+    User,
+)
+from bishop_backend.models.common import utcnow
 from bishop_backend.settings import Settings
 from bishop_contracts.events import Event, InferenceResponse, SaveResponse
 from bishop_contracts.topics import Topic
@@ -87,8 +101,9 @@ async def orchestrated_turns(settings: Settings, turns: int, one_request: bool) 
         await responder.stop()
 
 
-def bare_app(database_url: str) -> FastAPI:
-    """The same writes as a chat turn, with no bus, no state and no auth."""
+def bare_app(database_url: str, every_write: bool = False) -> FastAPI:
+    """The same writes as a chat turn, with no bus, no state and no auth (`every_write`: the
+    outbox and processed-event rows too, in as many transactions as a turn)."""
     engine = create_engine(database_url)
     sessions = session_factory(engine)
     chat_id = uuid.uuid4()
@@ -108,8 +123,15 @@ def bare_app(database_url: str) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
 
+    def outbox_row(event: str) -> OutboxEvent:
+        return OutboxEvent(
+            topic="bench", key=str(chat_id), event_id=uuid.uuid4(), event=event, payload="{}"
+        )
+
     @app.post("/turn")
     async def turn(body: dict[str, str]) -> dict[str, str]:
+        if every_write:
+            return await every_write_of_a_turn(body["message"])
         async with sessions() as session:
             message = Message(chat_id=chat_id, role=MessageRole.USER, text=body["message"])
             reply = Message(
@@ -125,13 +147,40 @@ def bare_app(database_url: str) -> FastAPI:
             await session.commit()
             return {"response_id": str(reply.id)}
 
+    async def every_write_of_a_turn(text: str) -> dict[str, str]:
+        async def stamp(row: OutboxEvent) -> None:
+            async with sessions() as session:
+                row.sent_at = utcnow()
+                session.add(row)
+                await session.commit()
+
+        async with sessions() as session:
+            message = Message(chat_id=chat_id, role=MessageRole.USER, text=text)
+            reply = Message(
+                chat_id=chat_id,
+                role=MessageRole.AVATAR,
+                reply_to_id=message.id,
+                status=ReplyStatus.PENDING,
+            )
+            asked = outbox_row("inference_response")
+            session.add_all([message, reply, asked])
+            await session.commit()
+        await stamp(asked)
+        async with sessions() as session:
+            reply.text, reply.status = text, ReplyStatus.READY
+            voiced = outbox_row("sound_inference")
+            session.add_all([reply, ProcessedEvent(event_id=uuid.uuid4(), event="save"), voiced])
+            await session.commit()
+        await stamp(voiced)
+        return {"response_id": str(reply.id)}
+
     return app
 
 
-async def bare_turns(database_url: str, turns: int) -> list[float]:
+async def bare_turns(database_url: str, turns: int, every_write: bool = False) -> list[float]:
     samples = []
     async with (
-        srv.serve_app(bare_app(database_url)) as url,
+        srv.serve_app(bare_app(database_url, every_write)) as url,
         httpx.AsyncClient(base_url=url) as client,
     ):
         for n in range(turns + 10):
@@ -165,6 +214,12 @@ async def main(turns: int, modes: list[str], fetch_wait_ms: int) -> None:
                     await bare_turns(f"sqlite+aiosqlite:///{root}/bare.db", turns),
                 )
             )
+            rows.append(
+                summary(
+                    "embedded: bare FastAPI, every write of a turn",
+                    await bare_turns(f"sqlite+aiosqlite:///{root}/every.db", turns, True),
+                )
+            )
             for one_request, how in ((False, "send, then stream"), (True, "send with stream")):
                 rows.append(
                     summary(
@@ -179,6 +234,8 @@ async def main(turns: int, modes: list[str], fetch_wait_ms: int) -> None:
                 try:
                     bare = await bare_turns(database_url, turns)
                     rows.append(summary("servers: bare FastAPI, same Postgres writes", bare))
+                    every = await bare_turns(database_url, turns, every_write=True)
+                    rows.append(summary("servers: bare FastAPI, every write of a turn", every))
                     settings = stack_settings("servers", root / "servers", urls, database_url)
                     settings.bus_url = settings.bus_url.replace(
                         "fetch_max_wait_ms=10", f"fetch_max_wait_ms={fetch_wait_ms}"
