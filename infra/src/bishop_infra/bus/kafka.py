@@ -164,7 +164,10 @@ class KafkaBus(Bus):
                 # Commit each handled record: a consumer that dies mid-batch resumes right
                 # after the last event it finished, and the handlers' event-id check absorbs
                 # the one it may have been handling.
-                await self._commit(consumer, partition, record.offset + 1)
+                if not await self._commit(consumer, partition, record.offset + 1):
+                    # The partition went to another consumer in a rebalance, which delivers
+                    # the rest of these records from the last commit: not delivered twice here.
+                    return
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -175,14 +178,16 @@ class KafkaBus(Bus):
 
     async def _commit(
         self, consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int
-    ) -> None:
+    ) -> bool:
+        """Whether the offset was committed (False: the partition is no longer this
+        consumer's)."""
         delay = self.retry_delay
         while True:
             try:
                 await consumer.commit({partition: OffsetAndMetadata(offset, "")})
-                return
+                return True
             except (CommitFailedError, IllegalStateError):
-                return  # the partition moved to another consumer, which redelivers from there
+                return False  # the partition moved to another consumer
             except Exception as exc:
                 if not is_transient(exc):
                     raise
