@@ -152,6 +152,34 @@ def test_telegram_export_with_a_voice_message_becomes_pairs(
     ]
 
 
+def test_a_chats_passages_carry_the_day_each_answer_was_written(
+    transcriber: Transcriber, tmp_path: Path
+) -> None:
+    result = _export(
+        [
+            _message(1, "Иван", "Когда сошёл лёд?"),
+            _message(2, "Анна", "Сегодня ночью, с грохотом.", date="2021-04-16T07:30:00"),
+            _message(3, "Иван", "А лодку когда на воду?"),
+            _message(4, "Анна", "Через неделю.", date="2021-05-09T12:00:00"),
+            _message(5, "Иван", "Как пчёлы?", date="not a date"),
+            _message(6, "Анна", "Живы все семь семей.", date="not a date"),
+        ]
+    )
+    (tmp_path / "result.json").write_bytes(result)
+    russian = extract(tmp_path / "result.json", "text", "json", "Анна", "ru", transcriber)
+    assert russian.passages[0].splitlines() == [
+        "16 апреля 2021",
+        "Когда сошёл лёд? Сегодня ночью, с грохотом.",
+        "9 мая 2021",
+        "А лодку когда на воду? Через неделю.",
+        "Как пчёлы? Живы все семь семей.",  # no day where none is known
+    ]
+    # The dataset's pairs are what was said, without the days.
+    assert russian.pairs[0]["answer"] == "Сегодня ночью, с грохотом."
+    english = extract(tmp_path / "result.json", "text", "json", "Анна", "en", transcriber)
+    assert english.passages[0].startswith("2021-04-16\n")
+
+
 @pytest.mark.parametrize(
     ("name", "kind", "ext", "body", "reason"),
     [

@@ -107,8 +107,12 @@ def extract(
             "skipped_media": export.skipped_media,
         }
         text = "\n\n".join(answer for _, answer in pairs)
-        # A chat's passages keep each answer with what it answered.
-        units = [f"{clean(question)}\n{clean(answer)}" for question, answer in pairs]
+        # A chat's passages keep each answer with what it answered, and the day it was written
+        # ("а когда это было?", "что он писал в мае?").
+        units = [
+            "\n".join([*([telegram.spoken_day(day, language)] if day else []), clean(q), clean(a)])
+            for (q, a), day in zip(pairs, export.days, strict=True)
+        ]
     elif kind == "text":
         text = documents.read_text_file(path, limits)
     elif kind == "document":

@@ -7,6 +7,7 @@ import posixpath
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 
 from bishop_text.ingest import archive
@@ -20,6 +21,8 @@ SPOKEN = {"voice_message", "video_message"}
 @dataclass
 class Export:
     pairs: list[tuple[str, str]] = field(default_factory=list)
+    # When each pair's answer was written (its first message's day), None where unknown.
+    days: list[date | None] = field(default_factory=list)
     person_messages: int = 0
     transcribed: int = 0
     skipped_media: int = 0
@@ -43,7 +46,7 @@ def parse(
             "this is not a Telegram chat export (no messages in result.json)"
         ) from None
     export = Export()
-    turns: list[tuple[bool, list[str]]] = []  # (said by the person, its messages)
+    turns: list[tuple[bool, list[str], date | None]] = []  # (by the person, messages, day)
     target = person.casefold().strip()
     for message in messages:
         if not isinstance(message, dict) or message.get("type") != "message":
@@ -65,15 +68,38 @@ def parse(
         if turns and turns[-1][0] == by_person:
             turns[-1][1].append(text)  # joined once at the end: a long turn is no quadratic copy
         else:
-            turns.append((by_person, [text]))
+            turns.append((by_person, [text], _day(message.get("date"))))
     if export.person_messages == 0:
         raise MaterialError(f"the export has no messages from {person!r} (the avatar's name)")
-    export.pairs = [
-        ("\n".join(question), "\n".join(answer))
-        for (asked_by_person, question), (answered_by_person, answer) in itertools.pairwise(turns)
-        if answered_by_person and not asked_by_person
+    answered = [
+        (question, answer)
+        for question, answer in itertools.pairwise(turns)
+        if answer[0] and not question[0]
     ]
+    export.pairs = [("\n".join(q[1]), "\n".join(a[1])) for q, a in answered]
+    export.days = [a[2] for _, a in answered]
     return export
+
+
+_RUSSIAN_MONTHS = (
+    "января", "февраля", "марта", "апреля", "мая", "июня",
+    "июля", "августа", "сентября", "октября", "ноября", "декабря",
+)  # fmt: skip
+
+
+def spoken_day(day: date, language: str | None) -> str:
+    """A day as the avatar's people write it: "2 апреля 2021" in Russian, ISO otherwise."""
+    if language == "ru":
+        return f"{day.day} {_RUSSIAN_MONTHS[day.month - 1]} {day.year}"
+    return day.isoformat()
+
+
+def _day(value: object) -> date | None:
+    """The day of a message's "date" ("2021-04-02T19:12:00"), if it is one."""
+    try:
+        return datetime.fromisoformat(str(value)).date()
+    except ValueError:
+        return None
 
 
 def _text(value: object) -> str:
