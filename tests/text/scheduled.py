@@ -15,13 +15,14 @@ def scheduler_for(
     temperature: float = 0.0,
     min_new_tokens: int = 1,
     max_batch: int = 8,
+    prefill_tokens: int = 16_384,
 ) -> GenerationScheduler:
     def select(turns: list[Turn], in_use: set[str], busy: set[int]) -> tuple[Runner, list[int]]:
         ids = tokenizer(prompt(turns), add_special_tokens=False)["input_ids"]
         return Runner(tokenizer, model, None), ids
 
     sampling = Sampling(max_new_tokens, min(min_new_tokens, max_new_tokens), temperature)
-    return GenerationScheduler(select, sampling, max_batch)
+    return GenerationScheduler(select, sampling, max_batch, prefill_tokens=prefill_tokens)
 
 
 def reply(scheduler: GenerationScheduler, turns: list[Turn]) -> tuple[list[str], str]:

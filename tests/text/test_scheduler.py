@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import torch
-from bishop_text.chat_format import Turn
+from bishop_text.chat_format import Turn, prompt
 from bishop_text.generate import Engine, Version
 from bishop_text.scheduler import ReplyCancelled
 from bishop_text.settings import TextSettings
@@ -135,18 +135,32 @@ def test_replies_that_arrive_together_are_prefilled_in_one_pass_each_as_it_would
     alone = [reply(scheduler, turns)[1] for turns in prompts]
     assert len(set(alone)) > 1
 
-    model.prefills.clear()
-    model.entered.clear()
-    model.gate.clear()
-    with ThreadPoolExecutor(4) as pool:
-        first = pool.submit(reply, scheduler, prompts[0])
-        assert model.entered.wait(30)
-        others = [pool.submit(reply, scheduler, turns) for turns in prompts[1:]]
-        time.sleep(0.5)  # all three are queued behind the held prefill
-        model.gate.set()
-        together = [first.result(60)[1]] + [f.result(60)[1] for f in others]
+    def burst(scheduler: Any) -> list[str]:
+        """The first reply's prefill is held until the other three are queued behind it."""
+        model.prefills.clear()
+        model.entered.clear()
+        model.gate.clear()
+        with ThreadPoolExecutor(4) as pool:
+            first = pool.submit(reply, scheduler, prompts[0])
+            assert model.entered.wait(30)
+            others = [pool.submit(reply, scheduler, turns) for turns in prompts[1:]]
+            time.sleep(0.5)
+            model.gate.set()
+            return [first.result(60)[1]] + [f.result(60)[1] for f in others]
+
+    assert burst(scheduler) == alone
     assert model.prefills == [1, 3]
-    assert together == alone
+    # A pass reads at most so many prompt tokens, padding included: the two shorter prompts
+    # fit in one pass, and the longest goes alone.
+    tokenizer = runner.tokenizer
+    lengths = [len(tokenizer(prompt(t), add_special_tokens=False)["input_ids"]) for t in prompts]
+    budget = 2 * lengths[2]
+    assert 3 * lengths[3] > budget
+    small = scheduler_for(
+        runner.tokenizer, model, max_new_tokens=12, min_new_tokens=12, prefill_tokens=budget
+    )
+    assert burst(small) == alone
+    assert model.prefills == [1, 2, 1]
 
 
 def test_a_prefill_that_cannot_even_be_built_fails_its_replies_instead_of_hanging(

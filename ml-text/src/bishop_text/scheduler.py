@@ -33,6 +33,10 @@ BASE_ADAPTER = "__base__"
 READABLE_WINDOW = 8
 # Cancellations of replies not (yet) being generated, remembered (the newest so many).
 CANCELLED_EARLY_KEPT = 10_000
+# Prompt tokens (padding included) one prefill pass reads at most: the activations of a pass
+# grow with it, so 32 long prompts at once are prefilled in a few passes, not one that runs
+# out of memory and fails all 32.
+PREFILL_TOKENS = 16_384
 
 
 class ReplyCancelled(Exception):
@@ -175,11 +179,17 @@ def _slice(cache: Any, rows: Any, first: int) -> Any:
 
 class GenerationScheduler:
     def __init__(
-        self, select: Selector, sampling: Sampling, max_batch: int, *, wait_for_idle: Any = None
+        self,
+        select: Selector,
+        sampling: Sampling,
+        max_batch: int,
+        *,
+        prefill_tokens: int = PREFILL_TOKENS,
     ) -> None:
         self.select = select
         self.sampling = sampling
         self.max_batch = max(1, max_batch)
+        self.prefill_tokens = prefill_tokens
         self._inbox: queue.SimpleQueue[_Request] = queue.SimpleQueue()
         self._waiting: list[_Request] = []  # admitted later (the batch is full)
         self._batches: dict[int, _Batch] = {}
@@ -289,7 +299,8 @@ class GenerationScheduler:
         for row in chosen:
             by_model.setdefault(id(row.runner.model), []).append(row)
         for rows in by_model.values():
-            self._prefill(rows)
+            for group in self._prefill_groups(rows):
+                self._prefill(group)
         for key, batch in list(self._batches.items()):
             if batch.rows:
                 self._step(batch)
@@ -319,6 +330,18 @@ class GenerationScheduler:
             self._end(request)
             return None
         return _Row(request, runner, prompt)
+
+    def _prefill_groups(self, rows: list[_Row]) -> list[list[_Row]]:
+        """Rows in passes of at most `prefill_tokens` padded tokens (a longer prompt alone);
+        similar lengths together, so that little of a pass is padding."""
+        groups: list[list[_Row]] = []
+        for row in sorted(rows, key=lambda r: r.position):
+            # Sorted, so this row's prompt is the longest of the group it would join.
+            if groups and (len(groups[-1]) + 1) * row.position <= self.prefill_tokens:
+                groups[-1].append(row)
+            else:
+                groups.append([row])
+        return groups
 
     def _prefill(self, rows: list[_Row]) -> None:
         """One forward pass over the prompts of `rows` (one model), left-padded to the longest;
