@@ -42,9 +42,9 @@ class Subscription:
     topics: tuple[Topic, ...]
     handler: Handler
     # Events handled at once by the in-process bus; above 1, their order is not kept. Kafka
-    # handles its partitions side by side (a busy one is paused, the others polled on) and one
-    # record of a partition at a time (its commit is the partition's position), whatever this
-    # says.
+    # handles its partitions side by side (each one's records queued for a task of its own,
+    # polling going on) and one record of a partition at a time (its commit is the partition's
+    # position), whatever this says.
     concurrency: int = 1
 
 

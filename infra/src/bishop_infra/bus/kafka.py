@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -14,6 +15,9 @@ from bishop_infra.bus.base import Bus, Subscription
 from bishop_infra.faults import is_transient
 
 log = logging.getLogger("bishop.bus")
+
+# Records queued for one partition's delivery task beyond which the partition is paused.
+PAUSE_AT = 200
 
 
 class KafkaBus(Bus):
@@ -100,10 +104,13 @@ class KafkaBus(Bus):
         return outcomes
 
     async def _consume(self, sub: Subscription, consumer: AIOKafkaConsumer) -> None:
-        """Poll, and hand each partition's records to a task of its own. The partition is
-        paused until its task ends, so it has one delivery running at a time (its commit is its
-        position), while polling goes on for the others: a reply that takes a minute on one
-        partition does not hold back a new one on another."""
+        """Poll, and queue each partition's records for a task of its own that delivers them
+        one at a time, in order (a partition's commit is its position), while polling goes on:
+        a reply that takes a minute on one partition does not hold back a new one on another.
+        A partition whose queue is long is paused until its task has caught up (a paused
+        partition's prefetched records are dropped and fetched again, so a short queue is not
+        paused: under a steady load that refetch made every reply wait longer)."""
+        queues: dict[TopicPartition, deque[ConsumerRecord]] = {}
         running: dict[TopicPartition, asyncio.Task[None]] = {}
         while True:
             try:
@@ -116,65 +123,73 @@ class KafkaBus(Bus):
                 await asyncio.sleep(1.0)
                 continue
             for partition, records in batches.items():
-                with contextlib.suppress(IllegalStateError):  # revoked since the poll
-                    consumer.pause(partition)
-                # A partition revoked and assigned back while its old task still runs: the
-                # new records wait for that task, never run beside it.
-                task = asyncio.create_task(
-                    self._consume_partition(
-                        sub, consumer, partition, records, after=running.get(partition)
-                    )
-                )
-                running[partition] = task
-                self._tasks.append(task)
-                task.add_done_callback(
-                    lambda done, p=partition: self._ended(consumer, running, p, done)
-                )
+                queue = queues.setdefault(partition, deque())
+                queue.extend(records)
+                if len(queue) >= PAUSE_AT:
+                    with contextlib.suppress(IllegalStateError):  # revoked since the poll
+                        consumer.pause(partition)
+                if partition not in running:
+                    self._start_draining(sub, consumer, partition, queue, running)
 
-    def _ended(
-        self,
-        consumer: AIOKafkaConsumer,
-        running: dict[TopicPartition, asyncio.Task[None]],
-        partition: TopicPartition,
-        task: asyncio.Task[None],
-    ) -> None:
-        with contextlib.suppress(ValueError):
-            self._tasks.remove(task)
-        # Only the partition's newest task resumes it: an older one that ends late (the
-        # partition was revoked and assigned back meanwhile) must not lift its successor's pause.
-        if running.get(partition) is task:
-            del running[partition]
-            # The partition may be gone: revoked meanwhile, or the consumer stopped.
-            with contextlib.suppress(Exception):
-                consumer.resume(partition)
-
-    async def _consume_partition(
+    def _start_draining(
         self,
         sub: Subscription,
         consumer: AIOKafkaConsumer,
         partition: TopicPartition,
-        records: list[ConsumerRecord],
-        after: asyncio.Task[None] | None = None,
+        queue: deque[ConsumerRecord],
+        running: dict[TopicPartition, asyncio.Task[None]],
     ) -> None:
-        if after is not None:
-            await asyncio.wait([after])
+        task = asyncio.create_task(self._drain(sub, consumer, partition, queue, running))
+        running[partition] = task
+        self._tasks.append(task)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
+
+    async def _drain(
+        self,
+        sub: Subscription,
+        consumer: AIOKafkaConsumer,
+        partition: TopicPartition,
+        queue: deque[ConsumerRecord],
+        running: dict[TopicPartition, asyncio.Task[None]],
+    ) -> None:
+        """Deliver the partition's queued records in order until none is left."""
+        failed = False
         try:
-            for record in records:
+            while queue:
+                record = queue[0]
                 await self.deliver(sub, record.topic, record.value or b"")
-                # Commit each handled record: a consumer that dies mid-batch resumes right
+                queue.popleft()
+                # Commit each handled record: a consumer that dies mid-queue resumes right
                 # after the last event it finished, and the handlers' event-id check absorbs
                 # the one it may have been handling.
                 if not await self._commit(consumer, partition, record.offset + 1):
                     # The partition went to another consumer in a rebalance, which delivers
-                    # the rest of these records from the last commit: not delivered twice here.
-                    return
+                    # the rest from the last commit: not delivered twice here.
+                    queue.clear()
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("consumer %s on %s", sub.group, partition)
-            # Not committed: read it again from the last commit.
+            # Not committed: read again from the last commit, after what is queued is dropped.
+            failed = True
+            queue.clear()
             with contextlib.suppress(Exception):
                 consumer.seek(partition, await consumer.committed(partition) or 0)
+        finally:
+            # No await between the last look at the queue and this: records the poll adds
+            # from now on start a new task.
+            if running.get(partition) is asyncio.current_task():
+                del running[partition]
+                if failed and queue:  # read again while the seek above was awaited
+                    self._start_draining(sub, consumer, partition, queue, running)
+            # The partition may be gone: revoked meanwhile, or the consumer stopped.
+            with contextlib.suppress(Exception):
+                if partition in consumer.paused():
+                    consumer.resume(partition)
 
     async def _commit(
         self, consumer: AIOKafkaConsumer, partition: TopicPartition, offset: int
