@@ -20,6 +20,16 @@ log = logging.getLogger("bishop.bus")
 PAUSE_AT = 200
 
 
+def _rewind(
+    consumer: AIOKafkaConsumer, partition: TopicPartition, queue: deque[ConsumerRecord], to: int
+) -> None:
+    """Drop what is queued and fetch the partition again from offset `to`. No await in between:
+    the seek also drops what was fetched before it, so nothing past `to` gets in first."""
+    queue.clear()
+    with contextlib.suppress(IllegalStateError):  # no longer this consumer's partition
+        consumer.seek(partition, to)
+
+
 class KafkaBus(Bus):
     def __init__(
         self,
@@ -157,7 +167,7 @@ class KafkaBus(Bus):
         running: dict[TopicPartition, asyncio.Task[None]],
     ) -> None:
         """Deliver the partition's queued records in order until none is left."""
-        failed = False
+        record: ConsumerRecord | None = None
         try:
             while queue:
                 record = queue[0]
@@ -168,24 +178,21 @@ class KafkaBus(Bus):
                 # the one it may have been handling.
                 if not await self._commit(consumer, partition, record.offset + 1):
                     # The partition went to another consumer in a rebalance, which delivers
-                    # the rest from the last commit: not delivered twice here.
-                    queue.clear()
+                    # the rest from the last commit. Should it have come back to this one, the
+                    # fetch goes on right after this record.
+                    _rewind(consumer, partition, queue, record.offset + 1)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("consumer %s on %s", sub.group, partition)
-            # Not committed: read again from the last commit, after what is queued is dropped.
-            failed = True
-            queue.clear()
-            with contextlib.suppress(Exception):
-                consumer.seek(partition, await consumer.committed(partition) or 0)
+            # Not committed: this record and what follows it are read again.
+            if record is not None:
+                _rewind(consumer, partition, queue, record.offset)
         finally:
             # No await between the last look at the queue and this: records the poll adds
             # from now on start a new task.
             if running.get(partition) is asyncio.current_task():
                 del running[partition]
-                if failed and queue:  # read again while the seek above was awaited
-                    self._start_draining(sub, consumer, partition, queue, running)
             # The partition may be gone: revoked meanwhile, or the consumer stopped.
             with contextlib.suppress(Exception):
                 if partition in consumer.paused():
