@@ -139,20 +139,12 @@ class KafkaBus(Bus):
                     with contextlib.suppress(IllegalStateError):  # revoked since the poll
                         consumer.pause(partition)
                 if partition not in running:
-                    self._start_draining(sub, consumer, partition, queue, running)
-
-    def _start_draining(
-        self,
-        sub: Subscription,
-        consumer: AIOKafkaConsumer,
-        partition: TopicPartition,
-        queue: deque[ConsumerRecord],
-        running: dict[TopicPartition, asyncio.Task[None]],
-    ) -> None:
-        task = asyncio.create_task(self._drain(sub, consumer, partition, queue, running))
-        running[partition] = task
-        self._tasks.append(task)
-        task.add_done_callback(self._forget)
+                    task = asyncio.create_task(
+                        self._drain(sub, consumer, partition, queue, running)
+                    )
+                    running[partition] = task
+                    self._tasks.append(task)
+                    task.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         with contextlib.suppress(ValueError):
