@@ -13,7 +13,7 @@ import pytest
 from bishop_contracts import events as ev
 from bishop_contracts.topics import Topic
 from bishop_frontend.app import create_app as create_frontend
-from bishop_frontend.pages.chats import ReplyBubble, _fragments
+from bishop_frontend.pages.replies import ReplyBubble, _fragments
 from bishop_frontend.settings import FrontendSettings
 from bishop_infra.bus import Bus, bus_from_url
 from fasthtml import common as fh

@@ -2,7 +2,7 @@
 
 from collections.abc import AsyncIterator
 
-from bishop_frontend.pages.chats import ReplyBubble, _fragments
+from bishop_frontend.pages.replies import ReplyBubble, _fragments
 from fasthtml import common as fh
 
 

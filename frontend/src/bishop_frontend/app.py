@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 from bishop_frontend.client import ApiError, Backend
 from bishop_frontend.components import Layout
 from bishop_frontend.limits import BodyLimit, BodyTooLarge
-from bishop_frontend.pages import auth, avatars, chats, training
+from bishop_frontend.pages import auth, avatars, chats, materials, replies, training
 from bishop_frontend.security import SecurityHeaders, check_csrf
 from bishop_frontend.settings import FrontendSettings, get_settings
 
@@ -38,10 +38,14 @@ def create_app(settings: FrontendSettings | None = None) -> fh.FastHTML:
         hdrs=(
             fh.Meta(name="viewport", content="width=device-width, initial-scale=1"),
             # Served from the package, never a CDN: deployments may be offline.
-            fh.Link(rel="stylesheet", href="/static/bishop.css"),
-            fh.Script(src="/static/htmx.min.js"),
-            fh.Script(src="/static/htmx-sse.js"),
-            fh.Script(src="/static/bishop.js"),
+            *[
+                fh.Link(rel="stylesheet", href=f"/static/{name}.css")
+                for name in ("bishop", "chat", "replies", "avatar", "materials")
+            ],
+            *[
+                fh.Script(src=f"/static/{name}.js")
+                for name in ("htmx.min", "htmx-sse", "bishop", "chat", "replies", "materials")
+            ],
         ),
         default_hdrs=False,
         before=[
@@ -63,7 +67,7 @@ def create_app(settings: FrontendSettings | None = None) -> fh.FastHTML:
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     fh.setup_toasts(app)
-    for module in (auth, avatars, chats, training):
+    for module in (auth, avatars, chats, replies, training, materials):
         module.ar.to_app(app)
     return app
 

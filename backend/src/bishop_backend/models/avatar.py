@@ -37,6 +37,7 @@ class Avatar(AvatarBase, table=True):
     status: str = Field(default=AvatarStatus.AVAILABLE, max_length=16)
     status_detail: str | None = Field(default=None, max_length=2000)
     active_version_id: uuid.UUID | None = None
+    portrait_key: str | None = Field(default=None, max_length=1024)
     created_at: datetime = created_field()
 
 

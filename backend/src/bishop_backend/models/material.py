@@ -2,9 +2,16 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from bishop_backend.models.common import created_field, id_field, owner_field, updated_field
+from bishop_backend.models.common import (
+    created_field,
+    empty_list,
+    id_field,
+    owner_field,
+    updated_field,
+)
 
 
 class MaterialStatus(StrEnum):
@@ -29,6 +36,9 @@ class Material(MaterialBase, table=True):
     avatar_id: uuid.UUID = owner_field("avatar")
     storage_key: str = Field(max_length=1024)
     transcript_key: str | None = Field(default=None, max_length=1024)
+    # A chat export's senders as its ingest found them, and the one chosen as the person.
+    senders: list[str] = Field(default_factory=empty_list, sa_column=Column(JSON, nullable=False))
+    sender: str | None = Field(default=None, max_length=255)
     created_at: datetime = created_field()
     updated_at: datetime = updated_field()
 

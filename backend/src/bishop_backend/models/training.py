@@ -76,6 +76,7 @@ class AdapterVersion(SQLModel, table=True):
     config: dict[str, Any] = Field(
         default_factory=empty_dict, sa_column=Column(JSON, nullable=False)
     )
+    note: str = Field(default="", max_length=500)
     created_at: datetime = created_field()
 
 
