@@ -17,7 +17,7 @@ async def test_several_titled_chats_rename_delete_history(client: httpx.AsyncCli
     first = await factories.chat(client, headers, aid, "Физика")
     second = await factories.chat(client, headers, aid, "Жизнь")
     listed = (await client.get(f"/avatars/{aid}/chat", headers=headers)).json()
-    assert [c["title"] for c in listed] == ["Физика", "Жизнь"]
+    assert [c["title"] for c in listed] == ["Жизнь", "Физика"]  # the newest activity first
 
     renamed = await client.patch(
         f"/avatars/{aid}/chat/{second['id']}", json={"title": "Быт"}, headers=headers

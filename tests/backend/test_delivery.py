@@ -136,7 +136,8 @@ async def test_a_poison_event_fails_its_reply_with_a_reason_and_retry_works(
         lambda r: r["status"] == "failed",
         ok_404=True,
     )
-    assert "adapter is corrupt" in failed["error"]
+    # The cause stays in the logs; the user reads a plain sentence.
+    assert failed["error"] == "Bishop could not process this reply. Retry to ask again."
     retried = await client.post(f"{msgs}/{reply_id}/response/retry", headers=headers)
     assert retried.status_code == 200 and retried.json()["status"] == "pending"
     await stack.probe.publish(

@@ -48,9 +48,16 @@ async def test_other_users_ids_are_not_found(client: httpx.AsyncClient, stack: S
         ("POST", f"/avatars/{aid}/train/stop"),
         ("GET", f"/avatars/{aid}/train/status"),
         ("GET", f"/avatars/{aid}/versions"),
+        ("PATCH", f"/avatars/{aid}/versions/{uuid.uuid4()}"),
+        ("GET", f"/avatars/{aid}/portrait"),
+        ("PUT", f"/avatars/{aid}/portrait"),
+        ("DELETE", f"/avatars/{aid}/portrait"),
     ]
     for method, path in probes:
-        body = {"name": "x", "title": "x", "message": "x"} if method in ("PUT", "POST") else None
+        writes = ("PUT", "POST", "PATCH")
+        body = (
+            {"name": "x", "title": "x", "message": "x", "note": "x"} if method in writes else None
+        )
         theirs = await client.request(method, path, json=body, headers=intruder)
         missing = await client.request(
             method, path.replace(aid, str(uuid.uuid4())), json=body, headers=intruder

@@ -31,6 +31,7 @@ async def signup(page, name: str = "Анна Петрова") -> str:  # type: i
 
 
 async def sign_out(page) -> None:  # type: ignore[no-untyped-def]
+    await page.click("details.account > summary")  # the account menu
     await page.click("text=Sign Out")
     await page.wait_for_url(re.compile(r".*/$"))  # a POST, then the landing page
 
@@ -41,7 +42,7 @@ async def test_signup_to_a_voiced_reply(page, app: App, tmp_path: Path) -> None:
     await shot(page, "01-landing")
     email = await signup(page)
     await expect(page.locator("header")).to_contain_text(email)
-    await expect(page.locator(".fh-toast")).to_contain_text("login is successful!")
+    await expect(page.locator(".fh-toast")).to_contain_text("Your account is ready")
 
     await page.fill("#name", "Анна")
     await page.click("text=Create avatar")
@@ -62,8 +63,8 @@ async def test_signup_to_a_voiced_reply(page, app: App, tmp_path: Path) -> None:
     href = await page.locator("#materials a", has_text="lecture.txt").get_attribute("href")
     assert (await (await page.request.get(href)).body()) == lecture_file.read_bytes()
     voice = media.speech_wav(tmp_path / "voice.wav")
-    await page.select_option("#type", "voice_synthesis")
     await page.set_input_files("#file", [str(voice)])
+    await page.check(".upload-row:has-text('voice.wav') input[value=voice_synthesis]")
     await page.click("#upload-form button[type=submit]")
     await expect(page.locator("#materials")).to_contain_text("voice.wav")
     sample = page.locator("#materials audio")  # the voice sample plays on the Train page
@@ -75,7 +76,7 @@ async def test_signup_to_a_voiced_reply(page, app: App, tmp_path: Path) -> None:
     await expect(page.locator("#materials .badge.processed")).to_have_count(2, timeout=60_000)
     await page.click("text=Start Training")
     await expect(page.locator("#versions")).to_contain_text("Version 1", timeout=120_000)
-    await expect(page.locator("#train-status")).to_contain_text("Ready")
+    await expect(page.locator("#train-status")).to_contain_text("Trained (v1)")
     await shot(page, "03-train")
 
     await page.click("text=← Анна")
@@ -86,7 +87,7 @@ async def test_signup_to_a_voiced_reply(page, app: App, tmp_path: Path) -> None:
     await expect(page.locator("h1")).to_contain_text("Физика")
     await page.fill("#message", "Что такое импульс?")
     await page.press("#message", "Enter")
-    await expect(page.locator(".msg.user")).to_have_text("Что такое импульс?")
+    await expect(page.locator(".msg.user .text")).to_have_text("Что такое импульс?")
     reply = page.locator(".msg.avatar").last
     audio = reply.locator("audio")
     await expect(audio).to_have_count(1, timeout=120_000)

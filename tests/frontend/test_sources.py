@@ -78,7 +78,7 @@ async def test_a_reply_lists_its_sources_folded_live_and_on_load(
 
     await page.goto(f"/avatars/{aid}/chats/{cid}")
     reply = page.locator(f"#reply-{rid}")
-    await expect(reply).to_contain_text("Avatar is typing…")
+    await expect(reply).to_contain_text("Анна печатает…")
     await expect(reply.locator("details")).to_have_count(0)
     source = ev.Source(material_id=mid, passage_id="p1", text=PASSAGE, rank=1)
     await quiet_app.bus.publish(
@@ -126,14 +126,14 @@ SOURCES = [
 
 def test_the_label_speaks_the_avatars_language_and_the_passages_stay_text() -> None:
     reply = {"id": "r", "status": "ready", "text": "Hi", "dub_status": "none", "sources": SOURCES}
-    english = fh.to_xml(ReplyBubble("/avatars/A/chats/C", reply, "en"))
-    russian = fh.to_xml(ReplyBubble("/avatars/A/chats/C", reply, "ru"))
+    english = fh.to_xml(ReplyBubble("/avatars/A/chats/C", reply, {"language": "en"}))
+    russian = fh.to_xml(ReplyBubble("/avatars/A/chats/C", reply, {"language": "ru"}))
     assert "<summary>Sources (2)</summary>" in english
     assert "<summary>Источники (2)</summary>" in russian
     assert "<script>" not in english and "&lt;script&gt;x()&lt;/script&gt;" in english
     assert "<details" in english and "<details open" not in english
     assert 'href="/avatars/A/train#material-m1"' in english
-    nothing = fh.to_xml(ReplyBubble("/b", {**reply, "sources": []}, "en"))
+    nothing = fh.to_xml(ReplyBubble("/b", {**reply, "sources": []}, {"language": "en"}))
     assert "<details" not in nothing
 
 
@@ -151,5 +151,11 @@ async def test_the_relay_sends_the_sources_with_the_text() -> None:
 
     out = [m async for m in _fragments("/avatars/A/chats/C", "r", upstream(), no_voice, english)]
     kinds = [m.split("\n", 1)[0] for m in out]
-    assert kinds == ["event: text", "event: sources", "event: voice", "event: done"]
+    assert kinds == [
+        "event: text",
+        "event: sources",
+        "event: actions",
+        "event: voice",
+        "event: done",
+    ]
     assert "Sources (2)" in out[1] and "<script>" not in out[1] and "b.txt" in out[1]

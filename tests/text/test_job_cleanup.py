@@ -36,7 +36,8 @@ async def main():
     worker = TextWorker(TextSettings(_env_file=None))
     seen = set()
     async def watch(event):
-        seen.add(event.event)
+        if getattr(event, "phase", None) is None:  # a step, not the phases before the first
+            seen.add(event.event)
     worker.bus.subscribe("watch", [Topic.TRAIN_STATUS, Topic.WORKER_HEALTH], watch)
     serving = asyncio.create_task(worker.run(own_process=True))
     while "worker_health" not in seen:

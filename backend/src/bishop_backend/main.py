@@ -10,11 +10,12 @@ from datetime import timedelta
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import delete
 from sqlmodel import col
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bishop_backend.api import avatars, chats, responses, training, users, utils
+from bishop_backend.api import avatars, chats, responses, search, training, users, utils
 from bishop_backend.api.deps import API_PREFIX
 from bishop_backend.errors import DomainError
 from bishop_backend.headers import SecurityHeaders
@@ -69,7 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await relay.relay_once()
             await infra.close()
 
-    app = FastAPI(
+    # The docs page loads Swagger UI from the package, not a CDN: a self-hosted Bishop may have
+    # no internet. (No ReDoc: its page still fetches a logo from Redocly's CDN.)
+    app = FastAPIOffline(
+        redoc_url=None,
         title="Bishop",
         summary="Trainable digital avatars: the orchestrator API",
         version="0.1.0",
@@ -77,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
-    routers = [module.router for module in (users, avatars, chats, training, utils)]
+    routers = [module.router for module in (users, avatars, chats, search, training, utils)]
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)
     responses.document(app, routers, API_PREFIX)

@@ -179,6 +179,12 @@ class ResponseFailed(Event):
     reason: str
 
 
+class LoggedLoss(BaseModel):
+    step: int = Field(ge=0)
+    loss: float | None = None
+    eval_loss: float | None = None
+
+
 class TrainProgress(Event):
     event: Literal["train_progress"] = "train_progress"
     avatar_id: uuid.UUID
@@ -189,6 +195,11 @@ class TrainProgress(Event):
     eval_loss: float | None = None
     tokens_per_second: float | None = None
     eta_seconds: float | None = None
+    # Before the first step: what the worker is doing (older workers send no phase).
+    phase: Literal["preparing", "loading", "training"] | None = None
+    # Every step logged since the previous report (reports are throttled; the loss chart
+    # shows them all). Empty from older workers: the report's own step then stands alone.
+    logged: list[LoggedLoss] = Field(default=[], max_length=1000)
 
 
 class TrainFinished(Event):
@@ -249,12 +260,24 @@ class MaterialProcessing(Event):
     material_id: uuid.UUID
 
 
+class Sender(BaseModel):
+    """Someone who wrote in a chat export, and how many of its messages are theirs."""
+
+    name: str = Field(max_length=255)
+    messages: int = Field(ge=0)
+
+
+# A chat export's senders, most messages first: the user picks the person among them.
+Senders = Annotated[list[Sender], Field(max_length=50)]
+
+
 class MaterialProcessed(Event):
     event: Literal["material_processed"] = "material_processed"
     avatar_id: uuid.UUID
     material_id: uuid.UUID
     transcript_url: str | None = None
     stats: dict[str, float] = {}
+    senders: Senders = []
 
 
 class MaterialFailed(Event):
@@ -262,6 +285,8 @@ class MaterialFailed(Event):
     avatar_id: uuid.UUID
     material_id: uuid.UUID
     reason: str
+    # A chat export with no messages from the avatar's name: who wrote in it instead.
+    senders: Senders = []
 
 
 # health

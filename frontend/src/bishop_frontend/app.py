@@ -9,7 +9,7 @@ import uvicorn
 from fasthtml import common as fh
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from bishop_frontend.client import ApiError, Backend
@@ -37,6 +37,7 @@ def create_app(settings: FrontendSettings | None = None) -> fh.FastHTML:
     app = fh.FastHTML(
         hdrs=(
             fh.Meta(name="viewport", content="width=device-width, initial-scale=1"),
+            fh.Link(rel="icon", href="/static/favicon.svg", type="image/svg+xml"),
             # Served from the package, never a CDN: deployments may be offline.
             *[
                 fh.Link(rel="stylesheet", href=f"/static/{name}.css")
@@ -67,9 +68,15 @@ def create_app(settings: FrontendSettings | None = None) -> fh.FastHTML:
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     fh.setup_toasts(app)
+    app.route("/favicon.ico", methods=["get"])(_favicon)
     for module in (auth, avatars, chats, replies, training, materials):
         module.ar.to_app(app)
     return app
+
+
+async def _favicon() -> FileResponse:
+    """Browsers ask for /favicon.ico on their own, whatever the page links."""
+    return FileResponse(STATIC / "favicon.ico", media_type="image/x-icon")
 
 
 def _require_login(req: Request, sess) -> Response | None:

@@ -9,6 +9,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UPLOAD_PATH = re.compile(r"/avatars/[^/]+/train/upload")
 MAX_FORM_BYTES = 256 * 1024  # the largest form is a persona (a few KB) or a chat message
+PORTRAIT_PATH = re.compile(r"/avatars/[^/]+/portrait")
+MAX_PORTRAIT_BYTES = 2 * 2**20 + 64 * 1024  # the backend's 2 MB image limit, and the form around it
 
 
 class BodyTooLarge(Exception):
@@ -28,6 +30,8 @@ class BodyLimit:
             return
         upload = UPLOAD_PATH.fullmatch(scope["path"]) is not None
         limit = self.max_upload_bytes if upload else MAX_FORM_BYTES
+        if PORTRAIT_PATH.fullmatch(scope["path"]):
+            limit = MAX_PORTRAIT_BYTES
         declared = dict(scope["headers"]).get(b"content-length", b"")
         announced = int(declared) if declared.isdigit() else 0
         received = 0

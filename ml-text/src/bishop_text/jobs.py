@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from bishop_contracts import events as ev
 from bishop_contracts.events import derive_event_id
@@ -146,6 +146,7 @@ class TrainingJobs:
 
     async def _train(self, start: ev.TrainStart, job: Job) -> ev.Event:
         ids = {"avatar_id": job.avatar_id, "run_id": job.run_id}
+        await self._phase(job, "preparing")
         transcripts = []
         for material in start.train_materials:
             if material.type == "basic" and material.transcript_url:
@@ -171,6 +172,7 @@ class TrainingJobs:
             dataset_path = Path(tmp) / "dataset.jsonl"
             dataset_path.write_bytes(data.to_jsonl())
             args = self._args(str(dataset_path), str(Path(tmp) / "out"))
+            await self._phase(job, "loading")
             if self.settings.kaggle:
                 result = await self._on_kaggle(start, job, args, Path(tmp))
             else:
@@ -224,6 +226,7 @@ class TrainingJobs:
         # signal fires when the *thread* that started it ends, and pool threads come and go.
         child.start()
         last_report = 0.0
+        logged: list[dict[str, float]] = []  # the steps since the last report
         stop_asked: float | None = None
         try:
             while True:
@@ -245,12 +248,14 @@ class TrainingJobs:
                     continue
                 if kind == "progress":
                     now = time.monotonic()
+                    logged.append(payload)
                     if (
                         now - last_report >= self.settings.progress_every_seconds
                         or payload["step"] == payload["total_steps"]
                     ):
                         last_report = now
-                        await self._progress(start, job, payload)
+                        await self._progress(start, job, payload, logged[-1000:])
+                        logged = []
                 elif kind == "done":
                     return payload
                 elif kind == "stopped":
@@ -286,11 +291,14 @@ class TrainingJobs:
         shutil.copytree(folder, args.output_dir)
         return json.loads((folder / ARTIFACT_FILE).read_text())
 
-    async def _progress(self, start: ev.TrainStart, job: Job, payload: dict[str, float]) -> None:
-        clean = {
-            k: (v if isinstance(v, float | int) and math.isfinite(v) else None)
-            for k, v in payload.items()
-        }
+    async def _progress(
+        self,
+        start: ev.TrainStart,
+        job: Job,
+        payload: dict[str, float],
+        logged: list[dict[str, float]] | None = None,
+    ) -> None:
+        clean = _finite(payload)
         event = ev.TrainProgress(
             avatar_id=job.avatar_id,
             run_id=job.run_id,
@@ -300,6 +308,7 @@ class TrainingJobs:
             eval_loss=clean["eval_loss"],
             tokens_per_second=clean["tokens_per_second"],
             eta_seconds=clean["eta_seconds"],
+            logged=[_logged_loss(p) for p in logged or []],
         )
         try:
             await self.bus.publish(Topic.TRAIN_STATUS, event)
@@ -308,6 +317,18 @@ class TrainingJobs:
                 raise
             # Progress is a glimpse, not a record: the next report brings it up to date.
             log.warning("progress of run %s not sent: %s", job.run_id, _reason(exc))
+
+    async def _phase(self, job: Job, phase: Literal["preparing", "loading"]) -> None:
+        """Tell the user what happens before the first step (a glimpse, like progress)."""
+        event = ev.TrainProgress(
+            avatar_id=job.avatar_id, run_id=job.run_id, step=0, total_steps=0, phase=phase
+        )
+        try:
+            await self.bus.publish(Topic.TRAIN_STATUS, event)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("phase of run %s not sent: %s", job.run_id, _reason(exc))
 
     async def _heartbeat(self, job: Job) -> None:
         record = json.dumps({"avatar_id": str(job.avatar_id), "run_id": str(job.run_id)})
@@ -393,6 +414,21 @@ def _child(args: dict[str, Any], messages: Any, stop: Any, parent: int, work: st
         messages.put(("stopped", None))
     except Exception as exc:
         messages.put(("error", _reason(exc)))
+
+
+def _finite(payload: dict[str, float]) -> dict[str, float | None]:
+    """The payload with NaN and infinities (a value not logged at that step) as None."""
+    return {
+        k: (v if isinstance(v, float | int) and math.isfinite(v) else None)
+        for k, v in payload.items()
+    }
+
+
+def _logged_loss(payload: dict[str, float]) -> ev.LoggedLoss:
+    clean = _finite(payload)
+    return ev.LoggedLoss(
+        step=int(payload["step"]), loss=clean["loss"], eval_loss=clean["eval_loss"]
+    )
 
 
 def _failure(exc: BaseException) -> str:

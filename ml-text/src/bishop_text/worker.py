@@ -29,7 +29,7 @@ from bishop_infra.worker import TempRoot, health_answer, make_bus, run_process, 
 from bishop_text.chat_format import Turn
 from bishop_text.generate import Engine, Version, conversation
 from bishop_text.ingest import MaterialError, Transcript, extension, title
-from bishop_text.ingest.isolated import Embedding, IngestProcess, Material, Whisper
+from bishop_text.ingest.isolated import Embedding, Ingested, IngestProcess, Material, Whisper
 from bishop_text.ingest.limits import Limits
 from bishop_text.jobs import TrainingJobs
 from bishop_text.llm_server import LlmRefused, LlmServer
@@ -49,6 +49,11 @@ log = logging.getLogger("bishop.text")
 class NotAnOutage(Exception):
     """What a model or a file's decoder raised (its cause): the event's own fault, even as an
     OSError, which `is_transient` would take for an outage and have retried for minutes."""
+
+
+def _senders(found: list[tuple[str, int]]) -> list[ev.Sender]:
+    """A chat export's senders as the event carries them (names cut to the contract's length)."""
+    return [ev.Sender(name=name[:255], messages=count) for name, count in found[:50]]
 
 
 def _ignored_material(event: ev.Event) -> bool:
@@ -120,14 +125,15 @@ class TextWorker:
         with self.temp.folder("bishop-material-") as tmp:
             folder = Path(tmp)
             try:
-                stats = await self._transcript(event, folder)
+                ingested = await self._transcript(event, folder)
             except (MaterialError, ObjectNotFound) as exc:
                 reason = (
                     "the file is missing from storage"
                     if isinstance(exc, ObjectNotFound)
                     else str(exc)
                 )
-                outcome: ev.Event = ev.MaterialFailed(reason=reason, **ids)
+                senders = _senders(exc.senders) if isinstance(exc, MaterialError) else []
+                outcome: ev.Event = ev.MaterialFailed(reason=reason, senders=senders, **ids)
             except Exception as exc:
                 if is_transient(exc) and not isinstance(exc, NotAnOutage):
                     raise  # storage down: the bus retries the event once it is back
@@ -143,13 +149,18 @@ class TextWorker:
                     await self.storage.put_stream(
                         key, body, written.stat().st_size, "application/json"
                     )
-                outcome = ev.MaterialProcessed(transcript_url=key, stats=stats, **ids)
+                outcome = ev.MaterialProcessed(
+                    transcript_url=key,
+                    stats=ingested.stats,
+                    senders=_senders(ingested.senders),
+                    **ids,
+                )
         await self.bus.publish(
             Topic.MATERIAL_STATUS,
             outcome.model_copy(update={"event_id": derive_event_id(event.event_id, "outcome")}),
         )
 
-    async def _transcript(self, event: ev.MaterialUploaded, folder: Path) -> dict[str, float]:
+    async def _transcript(self, event: ev.MaterialUploaded, folder: Path) -> Ingested:
         """The material's transcript, as TRANSCRIPT_FILE in `folder`; its stats."""
         path = folder / f"material{PurePosixPath(event.url).suffix}"
         # A chunk at a time: the worker never holds an upload whole (200 MiB is allowed).

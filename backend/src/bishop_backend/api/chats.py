@@ -31,7 +31,8 @@ from bishop_backend.models import (
     MessageSent,
     ReplyStatus,
 )
-from bishop_backend.services import chats, replies
+from bishop_backend.models.chat import ChatSummary
+from bishop_backend.services import chats, replies, search
 from bishop_backend.services.downloads import object_response
 from bishop_backend.services.idempotency import Idempotency
 
@@ -116,9 +117,10 @@ async def create_chat(session: SessionDep, avatar: OwnedAvatar, chat_in: ChatCre
     return await chats.create_chat(session, avatar, chat_in)
 
 
-@router.get("", response_model=list[ChatPublic])
-async def list_chats(session: SessionDep, avatar: OwnedAvatar) -> list[Chat]:
-    return await chats.list_chats(session, avatar)
+@router.get("", response_model=list[ChatSummary])
+async def list_chats(session: SessionDep, avatar: OwnedAvatar) -> list[ChatSummary]:
+    """The avatar's chats, the most recently active first, each with its newest message."""
+    return await search.chat_summaries(session, avatar)
 
 
 @router.get("/{chat_id}", response_model=ChatPublic)
@@ -243,6 +245,63 @@ async def retry_response(
     """Ask again for a reply whose generation failed or was stopped (409 for any other reply)."""
     reply = await chats.reply_of(session, message)
     return await chats.retry(infra, session, avatar, chat, reply)
+
+
+@router.put("/{chat_id}/msgs/{msg_id}", response_model=MessageSent, responses=errors(409))
+async def edit_message(
+    session: SessionDep,
+    infra: InfraDep,
+    message: OwnedMessage,  # first: it loads the chat and the avatar with it (see deps)
+    chat: OwnedChat,
+    avatar: OwnedAvatar,
+    body: MessageCreate,
+) -> MessageSent:
+    """Edit and resend a user's message: the messages after it are deleted and a new reply is
+    asked for (409 while a reply of the chat is still being written, or for a reply)."""
+    return await chats.edit(infra, session, avatar, chat, message, body.message)
+
+
+@router.delete("/{chat_id}/msgs/{msg_id}", status_code=204, responses=errors(409))
+async def delete_message(
+    session: SessionDep, infra: InfraDep, message: OwnedMessage, chat: OwnedChat
+) -> None:
+    """Delete a user's message with its replies, or one reply (409 while it is being written)."""
+    await chats.delete_message(infra, session, chat, message)
+
+
+@router.post(
+    "/{chat_id}/msgs/{msg_id}/response/regenerate",
+    response_model=MessagePublic,
+    status_code=201,
+    responses=errors(409),
+)
+async def regenerate_response(
+    session: SessionDep,
+    infra: InfraDep,
+    message: OwnedMessage,  # first: it loads the chat and the avatar with it (see deps)
+    chat: OwnedChat,
+    avatar: OwnedAvatar,
+) -> Message:
+    """Another reply to the same message, as a new alternative; the earlier ones are kept (409
+    while a reply of the chat is still being written)."""
+    reply = await chats.reply_of(session, message)
+    return await chats.regenerate(infra, session, avatar, chat, reply)
+
+
+@router.post(
+    "/{chat_id}/msgs/{msg_id}/response/dub/retry",
+    response_model=MessagePublic,
+    responses=errors(409),
+)
+async def retry_dub(
+    session: SessionDep,
+    infra: InfraDep,
+    message: OwnedMessage,  # first: it loads the avatar with it (see deps)
+    avatar: OwnedAvatar,
+) -> Message:
+    """Voice a reply again whose dub failed (409 for any other reply)."""
+    reply = await chats.reply_of(session, message)
+    return await chats.voice_again(infra, session, avatar, reply)
 
 
 @router.post(

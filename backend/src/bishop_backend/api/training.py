@@ -13,7 +13,13 @@ from bishop_backend.api.deps import (
 )
 from bishop_backend.api.responses import errors, not_json
 from bishop_backend.errors import NotFound
-from bishop_backend.models import MaterialPublic, TrainingRun, TrainingRunPublic, TrainingStatus
+from bishop_backend.models import (
+    MaterialPublic,
+    MaterialReprocess,
+    TrainingRun,
+    TrainingRunPublic,
+    TrainingStatus,
+)
 from bishop_backend.services import materials, training
 from bishop_backend.services.downloads import object_response
 from bishop_backend.services.uploads import read_form
@@ -115,6 +121,21 @@ async def delete_material(session: SessionDep, infra: InfraDep, material: OwnedM
     await materials.delete_material(infra, session, material)
 
 
+@router.post(
+    "/materials/{material_id}/reprocess",
+    response_model=MaterialPublic,
+    status_code=202,
+    responses=errors(409),
+)
+async def reprocess_material(
+    session: SessionDep, material: OwnedMaterial, body: MaterialReprocess
+) -> MaterialPublic:
+    """Read a chat export again with `sender` (one of its `senders`) as the avatar; 409 while
+    it is being processed."""
+    material = await materials.reprocess(session, material, body.sender)
+    return materials.public(material, API_PREFIX)
+
+
 @router.post("/start", response_model=TrainingRunPublic, status_code=202, responses=errors(409))
 async def start_training(session: SessionDep, infra: InfraDep, avatar: OwnedAvatar) -> TrainingRun:
     """Queue training on the processed materials; 409 while a run is queued or training."""
@@ -127,5 +148,8 @@ async def stop_training(session: SessionDep, infra: InfraDep, avatar: OwnedAvata
 
 
 @router.get("/status", response_model=TrainingStatus)
-async def training_status(session: SessionDep, avatar: OwnedAvatar) -> TrainingStatus:
-    return await training.status(session, avatar)
+async def training_status(
+    session: SessionDep, infra: InfraDep, avatar: OwnedAvatar
+) -> TrainingStatus:
+    """The avatar's state, its latest run and, while one runs, what it is doing (`phase`)."""
+    return await training.status(infra, session, avatar)

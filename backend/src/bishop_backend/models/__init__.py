@@ -6,6 +6,7 @@ from bishop_backend.models.avatar import (
     AvatarPublic,
     AvatarStatus,
     AvatarUpdate,
+    Lifecycle,
 )
 from bishop_backend.models.chat import (
     Chat,
@@ -22,16 +23,24 @@ from bishop_backend.models.chat import (
 )
 from bishop_backend.models.event import ProcessedEvent
 from bishop_backend.models.idempotency import IdempotencyRecord
-from bishop_backend.models.material import Material, MaterialPublic, MaterialStatus
+from bishop_backend.models.material import (
+    Material,
+    MaterialPublic,
+    MaterialReprocess,
+    MaterialStatus,
+    SenderPublic,
+)
 from bishop_backend.models.outbox import OutboxEvent
 from bishop_backend.models.training import (
     ActiveVersionUpdate,
     AdapterVersion,
     AdapterVersionPublic,
     RunStatus,
+    TrainingPhase,
     TrainingRun,
     TrainingRunPublic,
     TrainingStatus,
+    VersionUpdate,
 )
 from bishop_backend.models.user import (
     RevokedToken,
@@ -56,8 +65,10 @@ __all__ = [
     "ChatPublic",
     "ChatUpdate",
     "IdempotencyRecord",
+    "Lifecycle",
     "Material",
     "MaterialPublic",
+    "MaterialReprocess",
     "MaterialStatus",
     "Message",
     "MessageCreate",
@@ -69,8 +80,10 @@ __all__ = [
     "ReplyStatus",
     "RevokedToken",
     "RunStatus",
+    "SenderPublic",
     "SourcePublic",
     "Token",
+    "TrainingPhase",
     "TrainingRun",
     "TrainingRunPublic",
     "TrainingStatus",
@@ -78,4 +91,5 @@ __all__ = [
     "UserCreate",
     "UserPublic",
     "UserSignup",
+    "VersionUpdate",
 ]

@@ -16,6 +16,18 @@ class AvatarStatus(StrEnum):
     FAILED = "failed"
 
 
+class Lifecycle(StrEnum):
+    """Where an avatar stands, from its materials, runs and versions (what the UI shows)."""
+
+    NO_MATERIALS = "no_materials"
+    PROCESSING = "processing"  # text materials uploaded, none processed yet
+    MATERIALS_READY = "materials_ready"
+    TRAINING = "training"
+    TRAINED = "trained"
+    STOPPED = "stopped"  # the last run was stopped and no version exists
+    FAILED = "failed"
+
+
 class Persona(SQLModel):
     """How the avatar presents itself; sent with every reply request."""
 
@@ -69,3 +81,7 @@ class AvatarPublic(AvatarBase):
     status_detail: str | None
     active_version_id: uuid.UUID | None
     created_at: datetime
+    lifecycle: Lifecycle = Lifecycle.NO_MATERIALS
+    # The active version's number: "Trained (v2)".
+    version_number: int | None = None
+    has_portrait: bool = False

@@ -56,6 +56,26 @@ class ChatPublic(ChatBase):
     created_at: datetime
 
 
+class ChatSummary(ChatPublic):
+    """A chat as a list of chats shows it: with its newest message, if any."""
+
+    last_message: str | None = None  # a snippet of the newest message with text
+    last_message_at: datetime | None = None
+
+
+class SearchHit(SQLModel):
+    """A message (or, with no `message_id`, a chat's title) that matched a search."""
+
+    avatar_id: uuid.UUID
+    avatar_name: str
+    chat_id: uuid.UUID
+    chat_title: str
+    message_id: uuid.UUID | None
+    role: MessageRole | None
+    snippet: str
+    created_at: datetime
+
+
 class MessageCreate(SQLModel):
     message: SafeText = Field(min_length=1, max_length=8000)
 

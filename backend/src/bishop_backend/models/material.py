@@ -1,6 +1,7 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
@@ -37,10 +38,20 @@ class Material(MaterialBase, table=True):
     storage_key: str = Field(max_length=1024)
     transcript_key: str | None = Field(default=None, max_length=1024)
     # A chat export's senders as its ingest found them, and the one chosen as the person.
-    senders: list[str] = Field(default_factory=empty_list, sa_column=Column(JSON, nullable=False))
+    # Each {"name": ..., "messages": ...}, most messages first.
+    senders: list[dict[str, Any]] = Field(
+        default_factory=empty_list, sa_column=Column(JSON, nullable=False)
+    )
     sender: str | None = Field(default=None, max_length=255)
     created_at: datetime = created_field()
     updated_at: datetime = updated_field()
+
+
+class SenderPublic(SQLModel):
+    """Someone who wrote in a chat export, with how many of its messages are theirs."""
+
+    name: str
+    messages: int
 
 
 class MaterialPublic(MaterialBase):
@@ -49,3 +60,13 @@ class MaterialPublic(MaterialBase):
     url: str
     has_transcript: bool
     created_at: datetime
+    # A chat export's senders (empty for other materials) and the one whose words are the
+    # avatar's, when the user chose one.
+    senders: list[SenderPublic] = []
+    sender: str | None = None
+
+
+class MaterialReprocess(SQLModel):
+    """Read a chat export again, with `sender` as the avatar: one of the material's `senders`."""
+
+    sender: str = Field(min_length=1, max_length=255)

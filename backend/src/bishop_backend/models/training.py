@@ -15,6 +15,7 @@ from bishop_backend.models.common import (
     owner_field,
     updated_field,
 )
+from bishop_backend.models.text import SafeText
 
 
 class RunStatus(StrEnum):
@@ -80,6 +81,11 @@ class AdapterVersion(SQLModel, table=True):
     created_at: datetime = created_field()
 
 
+class MaterialName(SQLModel):
+    id: uuid.UUID
+    filename: str
+
+
 class AdapterVersionPublic(SQLModel):
     id: uuid.UUID
     run_id: uuid.UUID
@@ -89,10 +95,27 @@ class AdapterVersionPublic(SQLModel):
     config: dict[str, Any]
     created_at: datetime
     active: bool
+    note: str = ""
+    # What the run was trained on; a material deleted since is left out.
+    materials: list[MaterialName] = []
+    material_count: int = 0
+
+
+class VersionUpdate(SQLModel):
+    note: SafeText = Field(max_length=500)
 
 
 class ActiveVersionUpdate(SQLModel):
     version_id: uuid.UUID
+
+
+class TrainingPhase(StrEnum):
+    """What an active run is doing, from real signals (worker reports), never from timing."""
+
+    WAITING = "waiting"  # queued; the text worker has not picked it up yet
+    PREPARING = "preparing"  # the worker is building the dataset
+    LOADING = "loading"  # the worker is loading the model
+    TRAINING = "training"  # steps are being reported
 
 
 class TrainingStatus(SQLModel):
@@ -102,3 +125,5 @@ class TrainingStatus(SQLModel):
     status_detail: str | None
     run: TrainingRunPublic | None
     active_version_id: uuid.UUID | None
+    # None when no run is active.
+    phase: TrainingPhase | None = None

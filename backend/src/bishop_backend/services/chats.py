@@ -2,14 +2,17 @@
 
 import uuid
 
-from bishop_contracts.events import InferenceResponse, Persona, ResponseCancel, Turn
+from bishop_contracts.events import InferenceResponse, Persona, ResponseCancel, SoundInference, Turn
+from bishop_contracts.layout import compressed_dub_key
 from bishop_contracts.text import clean_generated
 from bishop_contracts.topics import Topic
-from sqlmodel import col, select
+from sqlalchemy.orm import aliased
+from sqlmodel import col, exists, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bishop_backend.errors import Conflict, NotFound
 from bishop_backend.infra import Infra
+from bishop_backend.keys import dub_key
 from bishop_backend.models import (
     AdapterVersion,
     Avatar,
@@ -39,8 +42,12 @@ async def list_chats(session: AsyncSession, avatar: Avatar) -> list[Chat]:
 
 
 async def create_chat(session: AsyncSession, avatar: Avatar, chat_in: ChatCreate) -> Chat:
+    """A new chat; the avatar's greeting, if it has one, is its first message."""
     chat = Chat.model_validate(chat_in, update={"avatar_id": avatar.id})
     session.add(chat)
+    if avatar.greeting.strip():
+        # Not voiced: a greeting is read at once, and a dub of it would cost every new chat.
+        session.add(Message(chat_id=chat.id, role=MessageRole.AVATAR, text=avatar.greeting))
     await session.commit()
     return chat
 
@@ -163,8 +170,9 @@ async def _request_reply(
     infra: Infra, session: AsyncSession, avatar: Avatar, chat: Chat, reply: Message, text: str
 ) -> None:
     """Queue the request for `reply` in the outbox (committed by the caller)."""
+    question = reply.reply_to_id
     turns = await _recent_turns(
-        session, chat, infra.settings.chat_history_turns, without=(reply.id, reply.reply_to_id)
+        session, chat, infra.settings.chat_history_turns, question=question, reply=reply.id
     )
     version = (
         await session.get(AdapterVersion, avatar.active_version_id)
@@ -186,21 +194,41 @@ async def _request_reply(
 
 
 async def _recent_turns(
-    session: AsyncSession, chat: Chat, limit: int, without: tuple[uuid.UUID | None, ...]
+    session: AsyncSession,
+    chat: Chat,
+    limit: int,
+    question: uuid.UUID | None,
+    reply: uuid.UUID,
 ) -> list[Turn]:
-    """The chat's last `limit` answered messages, oldest first, but for the exchange being
-    asked for (columns only: building a row object for each cost more than the rest of the
-    send)."""
-    query = (
-        select(Message.role, Message.text)
+    """The chat's last `limit` answered messages before the exchange being asked for, oldest
+    first, with one reply per message: its newest alternative (columns only: building a row
+    object for each cost more than the rest of the send)."""
+    newer = aliased(Message)
+    newer_alternative = (
+        exists()
         .where(
-            Message.chat_id == chat.id,
-            Message.status == ReplyStatus.READY,
-            col(Message.id).not_in([i for i in without if i is not None]),
+            newer.reply_to_id == Message.reply_to_id,
+            newer.status == ReplyStatus.READY,
+            newer.created_at > Message.created_at,
         )
-        .order_by(col(Message.created_at).desc())
-        .limit(limit)
+        .correlate(Message)
     )
+    query = select(Message.role, Message.text).where(
+        Message.chat_id == chat.id,
+        Message.status == ReplyStatus.READY,
+        Message.id != reply,
+        ~newer_alternative,
+    )
+    if question is not None:
+        asked = await session.get(Message, question)
+        query = query.where(
+            Message.id != question,
+            or_(col(Message.reply_to_id).is_(None), Message.reply_to_id != question),
+        )
+        if asked is not None and asked.created_at is not None:
+            # A regenerated reply to an earlier message is asked with the chat as it was then.
+            query = query.where(col(Message.created_at) < asked.created_at)
+    query = query.order_by(col(Message.created_at).desc()).limit(limit)
     rows = (await session.exec(query)).all()
     return [Turn(role=role, text=text) for role, text in reversed(rows)]  # type: ignore[arg-type]
 
@@ -215,10 +243,15 @@ async def _transcripts(session: AsyncSession, avatar: Avatar) -> list[str]:
 
 
 async def reply_of(session: AsyncSession, message: Message) -> Message:
-    """The avatar's reply to `message`, or `message` itself when it is a reply."""
+    """The avatar's reply to `message` (its newest alternative), or `message` itself when it
+    is a reply."""
     if message.role == MessageRole.AVATAR:
         return message
-    query = select(Message).where(Message.reply_to_id == message.id)
+    query = (
+        select(Message)
+        .where(Message.reply_to_id == message.id)
+        .order_by(col(Message.created_at).desc())
+    )
     reply = (await session.exec(query)).first()
     if reply is None:
         raise NotFound("This message has no reply")
@@ -235,3 +268,143 @@ async def load_reply(session: AsyncSession, reply_id: uuid.UUID) -> tuple[Messag
     )
     row = (await session.exec(query)).first()
     return (row[0], row[1]) if row else None
+
+
+async def _check_idle(session: AsyncSession, chat: Chat) -> None:
+    """409 while a reply of the chat is still being generated: changing the history under it
+    would answer a conversation that no longer exists."""
+    query = select(Message.id).where(
+        Message.chat_id == chat.id, Message.status == ReplyStatus.PENDING
+    )
+    if (await session.exec(query)).first() is not None:
+        raise Conflict("Wait until the avatar has finished replying, or stop the reply")
+
+
+async def regenerate(
+    infra: Infra, session: AsyncSession, avatar: Avatar, chat: Chat, reply: Message
+) -> Message:
+    """Ask for another reply to the same message; the earlier ones stay as alternatives."""
+    if reply.reply_to_id is None:
+        raise Conflict("This message answers nothing, so it cannot be regenerated")
+    question = await session.get(Message, reply.reply_to_id)
+    if question is None:
+        raise NotFound("The message this reply answers is gone")
+    await _check_idle(session, chat)
+    alternative = Message(
+        chat_id=chat.id,
+        role=MessageRole.AVATAR,
+        reply_to_id=question.id,
+        status=ReplyStatus.PENDING,
+    )
+    await _request_reply(infra, session, avatar, chat, alternative, question.text)
+    session.add(alternative)
+    await session.commit()
+    return alternative
+
+
+async def edit(
+    infra: Infra, session: AsyncSession, avatar: Avatar, chat: Chat, message: Message, text: str
+) -> MessageSent:
+    """Replace a user's message, drop everything after it, and ask for a new reply."""
+    if message.role != MessageRole.USER:
+        raise Conflict("Only your own messages can be edited")
+    await _check_idle(session, chat)
+    later = select(Message).where(
+        Message.chat_id == chat.id,
+        Message.id != message.id,
+        or_(
+            col(Message.created_at) > message.created_at,
+            Message.reply_to_id == message.id,
+        ),
+    )
+    dubs = await _delete_messages(session, list((await session.exec(later)).all()))
+    message.text = text
+    session.add(message)
+    reply = Message(
+        chat_id=chat.id, role=MessageRole.AVATAR, reply_to_id=message.id, status=ReplyStatus.PENDING
+    )
+    await _request_reply(infra, session, avatar, chat, reply, text)
+    session.add(reply)
+    await session.commit()
+    await _delete_dubs(infra, dubs)
+    await session.refresh(message)
+    return MessageSent(message=MessagePublic.model_validate(message), response_id=reply.id)
+
+
+async def delete_message(infra: Infra, session: AsyncSession, chat: Chat, message: Message) -> None:
+    """Delete a user's message with its replies, or one reply (one alternative)."""
+    doomed = [message]
+    if message.role == MessageRole.USER:
+        query = select(Message).where(Message.reply_to_id == message.id)
+        doomed += list((await session.exec(query)).all())
+    if any(m.status == ReplyStatus.PENDING for m in doomed):
+        raise Conflict("This reply is still being written; stop it first")
+    dubs = await _delete_messages(session, doomed)
+    await session.commit()
+    await _delete_dubs(infra, dubs)
+
+
+async def _delete_messages(session: AsyncSession, messages: list[Message]) -> list[str]:
+    """Delete rows (committed by the caller); the keys of their stored dubs, to delete once
+    the rows are gone (a failed commit must not leave a reply whose voice is lost)."""
+    dubs = []
+    for message in messages:
+        if message.dub_key:
+            dubs += [message.dub_key, compressed_dub_key(message.dub_key)]
+        await session.delete(message)
+    return dubs
+
+
+async def _delete_dubs(infra: Infra, keys: list[str]) -> None:
+    for key in keys:
+        await infra.storage.delete(key)
+
+
+async def voice_again(
+    infra: Infra, session: AsyncSession, avatar: Avatar, reply: Message
+) -> Message:
+    """Ask the sound worker again for the dub of a reply whose voicing failed."""
+    if reply.role != MessageRole.AVATAR or reply.dub_status != ReplyStatus.FAILED:
+        raise Conflict("Only a reply whose voice failed can be voiced again")
+    claimed = await fail_if(
+        session,
+        Message,
+        reply.id,
+        col(Message.dub_status) == ReplyStatus.FAILED,
+        dub_status=ReplyStatus.PENDING,
+        error=None,
+    )
+    if not claimed:
+        raise Conflict("Only a reply whose voice failed can be voiced again")
+    await infra.state.delete(replies.dub_chunks_key(reply.id))
+    voices = await voice_samples(session, avatar.id)
+    emit(
+        session,
+        Topic.SOUND_INFERENCE,
+        SoundInference(
+            storage_url=dub_key(avatar.owner_id, avatar.id, reply.id),
+            base_voice_url=voices[0] if voices else None,
+            voice_urls=voices,
+            message_id=reply.id,
+            text=reply.text,
+            avatar_id=avatar.id,
+            language=avatar.language,
+        ),
+    )
+    await session.commit()
+    await session.refresh(reply)
+    return reply
+
+
+async def voice_samples(session: AsyncSession, avatar_id: uuid.UUID) -> list[str]:
+    """The avatar's usable voice samples, newest first: the sound worker clones from them."""
+    query = (
+        select(Material.storage_key)
+        .where(
+            Material.avatar_id == avatar_id,
+            Material.type == "voice_synthesis",
+            Material.status != MaterialStatus.FAILED,
+        )
+        .order_by(col(Material.created_at).desc())
+    )
+    return list((await session.exec(query)).all())

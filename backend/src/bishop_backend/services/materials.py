@@ -1,4 +1,4 @@
-"""Training materials: upload (checked by content), list, download, delete."""
+"""Training materials: upload (checked by content), list, download, delete, reprocess."""
 
 import asyncio
 import contextlib
@@ -13,13 +13,15 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.datastructures import FormData, UploadFile
 
-from bishop_backend.errors import Unprocessable, UnsupportedMedia
+from bishop_backend.errors import Conflict, NotFound, Unprocessable, UnsupportedMedia
 from bishop_backend.infra import Infra
 from bishop_backend.keys import material_key
-from bishop_backend.models import Avatar, Material, MaterialPublic
+from bishop_backend.models import Avatar, Material, MaterialPublic, MaterialStatus
+from bishop_backend.models.common import utcnow
 from bishop_backend.services.idempotency import Idempotency
 from bishop_backend.services.outbox import emit
 from bishop_backend.services.sniff import FileType, detect
+from bishop_backend.services.sweeper import fail_if
 
 MATERIAL_TYPES: tuple[str, ...] = get_args(MaterialType)
 VOICE_KINDS = ("audio", "video")
@@ -54,7 +56,7 @@ async def upload(
     idempotency: Idempotency | None = None,
 ) -> list[MaterialPublic]:
     """Store every file of the form or none of them; the rows and the workers' events commit
-    together."""
+    together. A refusal names the file it is about."""
     material_type = form.get("type")
     if material_type not in MATERIAL_TYPES:
         raise Unprocessable(f"must be one of {', '.join(MATERIAL_TYPES)}", field="type")
@@ -90,7 +92,13 @@ def _check(upload: UploadFile, material_type: str) -> _Checked:
         raise Unprocessable(f"the file name {name!r} {problem}", field="file")
     if not upload.size:
         raise Unprocessable(f"{name} is empty", field="file")
-    filetype = detect(name, upload.file)
+    try:
+        filetype = detect(name, upload.file)
+    except UnsupportedMedia as exc:
+        # Some of detect's reasons are about the content alone: in a batch, say which file.
+        if exc.detail.startswith(f"{name}:"):
+            raise
+        raise UnsupportedMedia(f"{name}: {exc.detail}") from None
     if material_type == "voice_synthesis" and filetype.kind not in VOICE_KINDS:
         raise UnsupportedMedia(
             f"{name}: a voice sample must be audio or video, not {filetype.kind}"
@@ -115,17 +123,55 @@ def _new_material(avatar: Avatar, material_type: str, item: _Checked) -> Materia
 
 def _announce(session: AsyncSession, avatar: Avatar, materials: list[Material]) -> None:
     for m in materials:
-        event = MaterialUploaded(
-            avatar_id=avatar.id,
-            material_id=m.id,
-            type=m.type,  # type: ignore[arg-type]
-            kind=m.kind,
-            url=m.storage_key,
-            filename=m.filename,
-            language=avatar.language,
-            person=avatar.name,
-        )
-        emit(session, Topic.MATERIALS, event)
+        emit(session, Topic.MATERIALS, _uploaded(avatar, m, m.sender or avatar.name))
+
+
+def _uploaded(avatar: Avatar, m: Material, person: str) -> MaterialUploaded:
+    """The event that has the workers read a material; a new id each time, so a reprocess is
+    not taken for a repeat of the upload."""
+    return MaterialUploaded(
+        avatar_id=avatar.id,
+        material_id=m.id,
+        type=m.type,  # type: ignore[arg-type]
+        kind=m.kind,
+        url=m.storage_key,
+        filename=m.filename,
+        language=avatar.language,
+        person=person,
+    )
+
+
+_SETTLED = (MaterialStatus.PROCESSED, MaterialStatus.FAILED)
+
+
+async def reprocess(session: AsyncSession, material: Material, sender: str) -> Material:
+    """Read a stored chat export again with `sender` as the avatar; the new status and the
+    workers' event commit together, so the request is never lost."""
+    if sender not in {s.get("name") for s in material.senders}:
+        found = ", ".join(str(s.get("name")) for s in material.senders[:10])
+        hint = f"one of {found}" if found else "a sender found in a chat export"
+        raise Unprocessable(f"must be {hint}", field="sender")
+    avatar = await session.get(Avatar, material.avatar_id)
+    if avatar is None:
+        raise NotFound("Material not found")
+    # Claimed with a conditional write: a second click, or a material already being read,
+    # starts nothing twice.
+    claimed = await fail_if(
+        session,
+        Material,
+        material.id,
+        col(Material.status).in_(_SETTLED),
+        status=MaterialStatus.UPLOADED,
+        status_detail=None,
+        sender=sender,
+        updated_at=utcnow(),
+    )
+    if not claimed:
+        raise Conflict("This material is still being processed; try again when it is done")
+    emit(session, Topic.MATERIALS, _uploaded(avatar, material, sender))
+    await session.commit()
+    await session.refresh(material)
+    return material
 
 
 async def delete_material(infra: Infra, session: AsyncSession, material: Material) -> None:

@@ -36,11 +36,11 @@ from bishop_backend.models import (
 from bishop_backend.models.common import utcnow
 from bishop_backend.models.training import ACTIVE_RUN_STATUSES
 from bishop_backend.services import replies
-from bishop_backend.services.chats import load_reply
+from bishop_backend.services.chats import load_reply, voice_samples
 from bishop_backend.services.health import remember_worker
 from bishop_backend.services.outbox import emit
 from bishop_backend.services.sweeper import fail_if
-from bishop_backend.services.training import end_run
+from bishop_backend.services.training import PHASE_TTL, end_run, phase_key
 
 log = logging.getLogger("bishop.orchestrator")
 
@@ -190,7 +190,7 @@ async def _save_response(
     )
     if not settled:
         return
-    voices = await _voice_samples(session, reply.avatar_id)
+    voices = await voice_samples(session, reply.avatar_id)
     emit(
         session,
         Topic.SOUND_INFERENCE,
@@ -240,26 +240,12 @@ async def _sources(
     ]
 
 
-async def _voice_samples(session: AsyncSession, avatar_id: uuid.UUID) -> list[str]:
-    """The avatar's usable voice samples, newest first: the sound worker clones from them."""
-    query = (
-        select(Material.storage_key)
-        .where(
-            Material.avatar_id == avatar_id,
-            Material.type == "voice_synthesis",
-            Material.status != MaterialStatus.FAILED,
-        )
-        .order_by(col(Material.created_at).desc())
-    )
-    return list((await session.exec(query)).all())
-
-
 async def _response_failed(
     infra: Infra, session: AsyncSession, event: ev.ResponseFailed, notes: Notes
 ) -> None:
     if (reply := await _unsettled_reply(session, event)) is None:
         return
-    error = clean_generated(event.reason)[:2000]
+    error = replies.readable_reply_failure(event.reason)
     if await _settle(session, reply.reply_id, status=ReplyStatus.FAILED, error=error):
         notes.append((reply.reply_id, "error", {"reason": error}))
 
@@ -294,7 +280,7 @@ async def _dub_failed(
     if reply.status == ReplyStatus.STOPPED:
         return  # a stopped reply is not voiced
     reply.dub_status = ReplyStatus.FAILED
-    reply.error = clean_generated(event.reason)[:2000]
+    reply.error = replies.readable_dub_failure(event.reason)
     session.add(reply)
     notes.append((reply.id, "dub_error", {"reason": reply.error}))
 
@@ -326,6 +312,10 @@ async def _train_progress(
     if (found := await _active_run(session, event)) is None:
         return
     run, avatar = found
+    if event.phase in ("preparing", "loading"):
+        # Not a column: a passing state, shown only while the run has not reported a step.
+        await infra.state.set_value(phase_key(run.id), event.phase, PHASE_TTL)
+        return
     if run.step > event.step:  # an older report arriving late
         return
     run.sqlmodel_update(
@@ -333,12 +323,26 @@ async def _train_progress(
             include={"step", "total_steps", "loss", "eval_loss", "tokens_per_second", "eta_seconds"}
         )
     )
-    if event.loss is not None:
-        # A new list, so the ORM sees the JSON column change.
-        run.loss_history = [*run.loss_history, [float(event.step), event.loss]][-500:]
+    logged = event.logged or [
+        ev.LoggedLoss(step=event.step, loss=event.loss, eval_loss=event.eval_loss)
+    ]
+    # A new list, so the ORM sees the JSON column change.
+    run.loss_history = _with_losses(run.loss_history, logged)[-500:]
     run.status = RunStatus.TRAINING
     avatar.status = AvatarStatus.TRAINING
     session.add_all([run, avatar])
+
+
+def _with_losses(history: list[list[float]], logged: list[ev.LoggedLoss]) -> list[list[float]]:
+    """The loss chart's points with these steps added: `[step, loss]`, and a validation loss
+    as a third value on the point of its step (the trainer logs it right after that step's)."""
+    points = [list(p) for p in history]
+    for entry in logged:
+        if entry.loss is not None and not (points and points[-1][0] >= entry.step):
+            points.append([float(entry.step), entry.loss])
+        if entry.eval_loss is not None and points and points[-1][0] == entry.step:
+            points[-1] = [*points[-1][:2], entry.eval_loss]
+    return points
 
 
 async def _train_finished(
@@ -402,6 +406,11 @@ async def _material_event(infra: Infra, session: AsyncSession, event: Any, notes
     else:
         material.status = MaterialStatus.FAILED
         material.status_detail = clean_generated(event.reason)[:2000]
+    if not isinstance(event, ev.MaterialProcessing) and event.senders:
+        # Kept from the first reading on: a reprocess with the chosen sender finds them again.
+        material.senders = [
+            {"name": clean_generated(s.name)[:255], "messages": s.messages} for s in event.senders
+        ]
     session.add(material)
 
 
@@ -422,20 +431,23 @@ async def _dead_letter(
     reason = clean_generated(f"Bishop could not process this ({event.group}): {event.reason}")
     reason = reason[:2000]
     if event.message_id is not None:
+        log.warning("reply %s dead-lettered: %s", event.message_id, reason)
         found = await load_reply(session, event.message_id)
         if found is None:
             return
         reply_id = found[0].id
         if event.topic in _DUB_TOPICS:
             waiting = col(Message.dub_status) == ReplyStatus.PENDING
-            values: dict[str, Any] = {"dub_status": ReplyStatus.FAILED, "error": reason}
+            plain = replies.DUB_FAILED
+            values: dict[str, Any] = {"dub_status": ReplyStatus.FAILED, "error": plain}
             note = "dub_error"
         else:
             waiting = col(Message.status) == ReplyStatus.PENDING
-            values = {"status": ReplyStatus.FAILED, "error": reason}
+            plain = replies.REPLY_NOT_PROCESSED
+            values = {"status": ReplyStatus.FAILED, "error": plain}
             note = "error"
         if await fail_if(session, Message, reply_id, waiting, **values):
-            notes.append((reply_id, note, {"reason": reason}))
+            notes.append((reply_id, note, {"reason": plain}))
     elif event.material_id is not None:
         in_progress = col(Material.status).in_([MaterialStatus.UPLOADED, MaterialStatus.PROCESSING])
         await fail_if(

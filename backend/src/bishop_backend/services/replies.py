@@ -7,6 +7,7 @@ first and reads what is stored second, so it misses nothing and skips what it al
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from bishop_backend.models import Message, ReplyStatus
 DELTAS_TTL = 3600.0
 FINAL = {"error", "dub", "dub_error", "stopped"}
 RECONNECT_MS = 1000
+log = logging.getLogger("bishop.replies")
 
 
 def channel(reply_id: uuid.UUID) -> str:
@@ -48,6 +50,41 @@ def dub_path(api_prefix: str, avatar_id: uuid.UUID, chat_id: uuid.UUID, reply_id
 def text_event(text: str, passage_ids: list[str], sources: list[dict[str, Any]]) -> dict[str, Any]:
     """The data of a reply's `text` event: its final text and what it was built on."""
     return {"text": text, "passage_ids": passage_ids, "sources": sources}
+
+
+# What a user reads when a reply or its dub failed. Workers report causes for their logs
+# (exception classes, object keys with user and avatar ids); none of that is shown.
+REPLY_FAILED = "The avatar could not write a reply. Retry to ask again."
+VERSION_MISSING = (
+    "The avatar's trained version could not be loaded. Retry, or train the avatar again."
+)
+OUT_OF_MEMORY = "The text model ran out of memory. Retry in a moment."
+DUB_FAILED = "The voice could not be made. Try voicing it again."
+NOTHING_TO_VOICE = "There was no text to voice."
+BAD_VOICE_SAMPLE = "The avatar's voice sample could not be read; upload another one."
+REPLY_NOT_PROCESSED = "Bishop could not process this reply. Retry to ask again."
+
+
+def readable_reply_failure(cause: str) -> str:
+    """A plain sentence for why a reply's generation failed (the cause stays in the logs)."""
+    log.warning("reply failed: %s", cause)
+    lowered = cause.lower()
+    if "out of memory" in lowered or "outofmemory" in lowered:
+        return OUT_OF_MEMORY
+    if any(word in lowered for word in ("nosuchkey", "objectnotfound", "not found", "adapter")):
+        return VERSION_MISSING
+    return REPLY_FAILED
+
+
+def readable_dub_failure(cause: str) -> str:
+    """A plain sentence for why a reply's voicing failed (the cause stays in the logs)."""
+    log.warning("dub failed: %s", cause)
+    lowered = cause.lower()
+    if "text is empty" in lowered:
+        return NOTHING_TO_VOICE
+    if "sample" in lowered or "audioerror" in lowered:
+        return BAD_VOICE_SAMPLE
+    return DUB_FAILED
 
 
 def sse(kind: str, data: dict[str, Any]) -> str:

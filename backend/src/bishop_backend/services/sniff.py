@@ -40,6 +40,9 @@ CONTENT_TYPES = {
 }
 
 
+IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+
+
 @dataclass(frozen=True)
 class FileType:
     kind: str  # text, document, archive, audio, video: the `{file_type}` of the storage key
@@ -91,6 +94,17 @@ def _from_content(head: bytes, claimed: str, body: BinaryIO) -> tuple[str, str]:
     raise UnsupportedMedia(
         "unsupported file type: expected text, PDF, DOCX, audio, video or a Telegram export"
     )
+
+
+def image_type(head: bytes, refusal: str) -> str:
+    """A PNG, JPEG or WebP image's extension, from its first bytes; else `refusal`."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    raise UnsupportedMedia(refusal)
 
 
 def _zip_kind(body: BinaryIO) -> tuple[str, str]:

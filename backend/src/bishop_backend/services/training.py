@@ -17,6 +17,7 @@ from bishop_backend.models import (
     Material,
     MaterialStatus,
     RunStatus,
+    TrainingPhase,
     TrainingRun,
     TrainingRunPublic,
     TrainingStatus,
@@ -113,32 +114,94 @@ async def current_run(session: AsyncSession, avatar: Avatar) -> TrainingRun | No
     return (await session.exec(query)).first()
 
 
-async def status(session: AsyncSession, avatar: Avatar) -> TrainingStatus:
+def phase_key(run_id: uuid.UUID) -> str:
+    return f"train-phase:{run_id}"
+
+
+PHASE_TTL = 7 * 86400
+
+
+async def status(infra: Infra, session: AsyncSession, avatar: Avatar) -> TrainingStatus:
     run = await current_run(session, avatar)
     return TrainingStatus(
         avatar_status=avatar.status,
         status_detail=avatar.status_detail,
         run=TrainingRunPublic.model_validate(run) if run else None,
         active_version_id=avatar.active_version_id,
+        phase=await _phase(infra, avatar, run),
     )
+
+
+async def _phase(infra: Infra, avatar: Avatar, run: TrainingRun | None) -> TrainingPhase | None:
+    """What the active run is doing, as far as the text worker has said."""
+    if run is None or avatar.status not in TRAINING_STATES:
+        return None
+    if run.status == RunStatus.TRAINING:
+        return TrainingPhase.TRAINING
+    reported = await infra.state.get_value(phase_key(run.id))
+    if reported in (TrainingPhase.PREPARING, TrainingPhase.LOADING):
+        return TrainingPhase(reported)
+    return TrainingPhase.WAITING
 
 
 async def versions(session: AsyncSession, avatar: Avatar) -> list[AdapterVersionPublic]:
     query = (
-        select(AdapterVersion)
+        select(AdapterVersion, TrainingRun.material_ids)
+        .outerjoin(TrainingRun, col(TrainingRun.id) == col(AdapterVersion.run_id))
         .where(AdapterVersion.avatar_id == avatar.id)
         .order_by(col(AdapterVersion.number))
     )
-    return [
-        AdapterVersionPublic.model_validate(v, update={"active": v.id == avatar.active_version_id})
-        for v in (await session.exec(query)).all()
-    ]
+    rows = list((await session.exec(query)).all())
+    names = await _material_names(session, avatar, [i for _, ids in rows for i in ids or []])
+    return [_public_version(avatar, v, ids or [], names) for v, ids in rows]
 
 
-async def activate(session: AsyncSession, avatar: Avatar, version_id: uuid.UUID) -> Avatar:
+async def _material_names(session: AsyncSession, avatar: Avatar, ids: list[str]) -> dict[str, str]:
+    wanted = {uuid.UUID(i) for i in ids}
+    if not wanted:
+        return {}
+    query = select(Material.id, Material.filename).where(
+        Material.avatar_id == avatar.id, col(Material.id).in_(wanted)
+    )
+    return {str(mid): name for mid, name in (await session.exec(query)).all()}
+
+
+def _public_version(
+    avatar: Avatar, version: AdapterVersion, material_ids: list[str], names: dict[str, str]
+) -> AdapterVersionPublic:
+    return AdapterVersionPublic.model_validate(
+        version,
+        update={
+            "active": version.id == avatar.active_version_id,
+            "materials": [{"id": i, "filename": names[i]} for i in material_ids if i in names],
+            "material_count": len(material_ids),
+        },
+    )
+
+
+async def _owned_version(
+    session: AsyncSession, avatar: Avatar, version_id: uuid.UUID
+) -> AdapterVersion:
     version = await session.get(AdapterVersion, version_id)
     if version is None or version.avatar_id != avatar.id:
         raise NotFound("Version not found")
+    return version
+
+
+async def set_note(
+    session: AsyncSession, avatar: Avatar, version_id: uuid.UUID, note: str
+) -> AdapterVersionPublic:
+    version = await _owned_version(session, avatar, version_id)
+    version.note = note.strip()
+    session.add(version)
+    await session.commit()
+    run = await session.get(TrainingRun, version.run_id)
+    ids = run.material_ids if run else []
+    return _public_version(avatar, version, ids, await _material_names(session, avatar, ids))
+
+
+async def activate(session: AsyncSession, avatar: Avatar, version_id: uuid.UUID) -> Avatar:
+    version = await _owned_version(session, avatar, version_id)
     avatar.active_version_id = version.id
     session.add(avatar)
     await session.commit()

@@ -108,10 +108,12 @@ async def signup(
         await backend(req).call("POST", "/users/signup", json=body, client=_client(req))
     except ApiError as exc:
         return Errors(*exc.detail.split("; "))
-    return await _log_in(req, sess, email, password)
+    return await _log_in(req, sess, email, password, "Welcome to Bishop! Your account is ready.")
 
 
-async def _log_in(req: Request, sess, email: str, password: str) -> Any:
+async def _log_in(
+    req: Request, sess, email: str, password: str, greeting: str = "login is successful!"
+) -> Any:
     try:
         token = await backend(req).call(
             "POST",
@@ -123,7 +125,7 @@ async def _log_in(req: Request, sess, email: str, password: str) -> Any:
     except ApiError as exc:
         return Errors(exc.detail)
     sess["token"], sess["user"] = token["access_token"], me
-    fh.add_toast(sess, "login is successful!", "success")
+    fh.add_toast(sess, greeting, "success")
     # The one full page load after login; everything later is a partial update.
     return fh.HtmxResponseHeaders(redirect="/avatars")
 

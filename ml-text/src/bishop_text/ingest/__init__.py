@@ -35,6 +35,8 @@ class Transcript:
     vectors: str = ""
     vector_model: str = ""
     vector_rows: int = 0  # embedded passages, from the first: all, unless time ran out
+    # A chat export's senders and their message counts, most first; empty for other kinds.
+    senders: list[tuple[str, int]] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=False).encode()
@@ -86,6 +88,7 @@ def extract(
     pairs: list[tuple[str, str]] = []
     units: list[str] = []  # what passages are packed from, where not the text's paragraphs
     stats: dict[str, float] = {}
+    senders: list[tuple[str, int]] = []
     if kind == "archive" or (kind == "text" and ext == "json"):
         with tempfile.TemporaryDirectory(prefix="bishop-export-") as tmp:
             opened = (
@@ -100,7 +103,7 @@ def extract(
                     media,
                     lambda f, video: transcriber.transcribe_file(f, language, video=video),
                 )
-        pairs = export.pairs
+        pairs, senders = export.pairs, export.senders
         stats = {
             "person_messages": export.person_messages,
             "transcribed_notes": export.transcribed,
@@ -133,6 +136,7 @@ def extract(
         passages=passages,
         pairs=[{"question": clean(q), "answer": clean(a)} for q, a in pairs],
         stats=stats,
+        senders=senders,
     )
 
 

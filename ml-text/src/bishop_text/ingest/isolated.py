@@ -81,6 +81,14 @@ _embedders: dict[Embedding, Embedder | None] = {}  # in the child: loaded once
 
 
 @dataclass(frozen=True)
+class Ingested:
+    """What the child reports of a processed material: its stats, and a chat's senders."""
+
+    stats: dict[str, float]
+    senders: list[tuple[str, int]]
+
+
+@dataclass(frozen=True)
 class Material:
     """One material's file, what to read it as, and where its transcript's JSON goes."""
 
@@ -121,7 +129,7 @@ class IngestProcess:
         """The child's process id, while there is one."""
         return self._process.pid if self._process is not None else None
 
-    async def transcript(self, material: Material) -> dict[str, float]:
+    async def transcript(self, material: Material) -> Ingested:
         """Write the material's transcript to `material.transcript_file`; its stats.
 
         Raises MaterialError with the reason to show, also for a material over the time budget
@@ -146,10 +154,12 @@ class IngestProcess:
                 await self._end()
                 raise
         if kind == "refused":
-            raise MaterialError(payload)
+            reason, senders = payload
+            raise MaterialError(reason, senders=senders)
         if kind == "error":
             raise payload
-        return dict(payload)
+        stats, senders = payload
+        return Ingested(dict(stats), senders)
 
     async def close(self) -> None:
         """End the child (at the worker's shutdown)."""
@@ -295,11 +305,11 @@ def _ingest(extract_: Extract, material: Material, transcriber: Transcriber) -> 
             _embed(transcript, material.embedding)
         material.transcript_file.write_bytes(transcript.to_json())
     except MaterialError as exc:
-        return "refused", str(exc)
+        return "refused", (str(exc), exc.senders)
     except Exception as exc:
         log.exception("ingest of %s failed", material.file.name)
         return "error", _portable(exc)
-    return "done", transcript.stats
+    return "done", (transcript.stats, transcript.senders)
 
 
 def _embed(transcript: Transcript, embedding: Embedding) -> None:

@@ -4,6 +4,7 @@ before them; voice and video notes are transcribed."""
 import itertools
 import json
 import posixpath
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from bishop_text.ingest.errors import MaterialError
 from bishop_text.ingest.limits import Limits, size
 
 SPOKEN = {"voice_message", "video_message"}
+MAX_SENDERS = 50  # a group chat's most active; the event carries no more
 
 
 @dataclass
@@ -26,6 +28,8 @@ class Export:
     person_messages: int = 0
     transcribed: int = 0
     skipped_media: int = 0
+    # Who wrote in the chat and how many messages each, most first.
+    senders: list[tuple[str, int]] = field(default_factory=list)
 
 
 def parse(
@@ -48,6 +52,7 @@ def parse(
     export = Export()
     turns: list[tuple[bool, list[str], date | None]] = []  # (by the person, messages, day)
     target = person.casefold().strip()
+    written: Counter[str] = Counter()
     for message in messages:
         if not isinstance(message, dict) or message.get("type") != "message":
             continue
@@ -63,14 +68,20 @@ def parse(
         text = clean(text)
         if not text:
             continue
-        by_person = str(message.get("from") or "").casefold().strip() == target
+        sender = str(message.get("from") or "").strip()
+        written[sender] += 1
+        by_person = sender.casefold() == target
         export.person_messages += by_person
         if turns and turns[-1][0] == by_person:
             turns[-1][1].append(text)  # joined once at the end: a long turn is no quadratic copy
         else:
             turns.append((by_person, [text], _day(message.get("date"))))
+    export.senders = [(name, count) for name, count in written.most_common(MAX_SENDERS) if name]
     if export.person_messages == 0:
-        raise MaterialError(f"the export has no messages from {person!r} (the avatar's name)")
+        raise MaterialError(
+            f"the export has no messages from {person!r}: choose who the avatar is",
+            senders=export.senders,
+        )
     answered = [
         (question, answer)
         for question, answer in itertools.pairwise(turns)
