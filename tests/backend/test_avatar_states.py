@@ -235,18 +235,3 @@ async def test_version_note_validation_and_isolation(
     assert (await client.patch(crossed, json={"note": "n"}, headers=stranger)).status_code == 404
     listed = (await client.get(f"/avatars/{aid}/versions", headers=headers)).json()
     assert listed[0]["note"] == "x" * 500
-
-
-async def test_profile_from_the_workers_heartbeat(client: httpx.AsyncClient, stack: Stack) -> None:
-    assert (await client.get("/utils/profile")).status_code == 401
-    headers = await factories.user(client)
-    await stack.probe.publish(
-        Topic.WORKER_HEALTH,
-        ev.WorkerHealth(worker="ml-text", details={"profile": "demo"}),
-    )
-    await stack.probe.publish(
-        Topic.WORKER_HEALTH,
-        ev.WorkerHealth(worker="ml-sound", details={"clones_voices": "False"}),
-    )
-    profile = await until(client, "/utils/profile", headers, lambda p: p["demo"])
-    assert profile == {"text_profile": "demo", "clones_voices": False, "demo": True}

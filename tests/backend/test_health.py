@@ -7,6 +7,7 @@ from bishop_sound.settings import SoundSettings
 from bishop_text import worker as text_worker
 from bishop_text.settings import TextSettings
 
+from tests import factories
 from tests.conftest import Stack
 
 
@@ -49,6 +50,15 @@ async def test_health_check_reports_dependencies_and_workers(
         assert body["status"] == "ok" and body["down"] == []
         assert body["workers"]["ml-text"]["status"] == "ok"
         assert body["workers"]["ml-sound"]["worker"] == "ml-sound"
+        # The browser app learns from the heartbeats whether replies come from the demo model.
+        assert (await client.get("/utils/profile")).status_code == 401
+        headers = await factories.user(client)
+        profile = (await client.get("/utils/profile", headers=headers)).json()
+        assert profile == {
+            "text_profile": settings.profile,
+            "clones_voices": sound.tts_backend != "demo",
+            "demo": settings.profile == "demo",
+        }
     finally:
         for task in workers:
             task.cancel()
