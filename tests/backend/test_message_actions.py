@@ -1,12 +1,15 @@
 """Message actions: regenerate (alternatives), edit and resend, delete, voice again, the greeting
 as a chat's first message, and failure reasons a user can read."""
 
+import asyncio
 import uuid
 from typing import Any
 
 import httpx
 from bishop_contracts import events as ev
+from bishop_contracts.layout import compressed_dub_key
 from bishop_contracts.topics import Topic
+from bishop_infra.storage import storage_from_url
 
 from tests import factories
 from tests.backend.helpers import until
@@ -242,3 +245,71 @@ async def test_no_one_else_touches_these_messages_and_bad_ids_are_404(
             answer = await client.request(method, path, json=body, headers=owner)
             assert answer.status_code in (404, 422), (method, path, answer.text)
             assert "detail" in answer.json()
+
+
+async def test_an_earlier_messages_new_alternative_stays_in_its_place(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    """Q1→R1, Q2→R2, R1 regenerated (R1b, newer than Q2 by the clock), then Q3: the history
+    answers Q1 with R1b before Q2; editing Q2 keeps R1b (it answers Q1, not Q2)."""
+    headers = await factories.user(client)
+    msgs = await _chat(client, headers)
+    q1, r1 = await _exchange(client, stack, headers, msgs, "Вопрос один", "Ответ один")
+    q2, _ = await _exchange(client, stack, headers, msgs, "Вопрос два", "Ответ два")
+    again = (await client.post(f"{msgs}/{r1}/response/regenerate", headers=headers)).json()
+    await _answer(client, stack, headers, msgs, again["id"], "Ответ один, снова")
+
+    sent = (await client.post(msgs, json={"message": "Вопрос три"}, headers=headers)).json()
+    request = await _request_of(stack, sent["response_id"])
+    assert [(t.role, t.text) for t in request.history] == [
+        ("user", "Вопрос один"),
+        ("avatar", "Ответ один, снова"),
+        ("user", "Вопрос два"),
+        ("avatar", "Ответ два"),
+    ]
+    await _answer(client, stack, headers, msgs, sent["response_id"], "Ответ три")
+
+    edited = await client.put(f"{msgs}/{q2}", json={"message": "Вопрос два?"}, headers=headers)
+    assert edited.status_code == 200, edited.text
+    request = await _request_of(stack, edited.json()["response_id"])
+    assert [(t.role, t.text) for t in request.history] == [
+        ("user", "Вопрос один"),
+        ("avatar", "Ответ один, снова"),
+    ]
+    left = {(m["role"], m["text"]) for m in (await client.get(msgs, headers=headers)).json()}
+    assert left == {
+        ("user", "Вопрос один"),
+        ("avatar", "Ответ один"),
+        ("avatar", "Ответ один, снова"),  # listed in the order written, answering Q1
+        ("user", "Вопрос два?"),
+        ("avatar", ""),  # the new reply, pending
+    }
+    assert q1 and r1
+
+
+async def test_a_voice_that_arrives_for_a_deleted_reply_is_deleted(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    headers = await factories.user(client)
+    msgs = await _chat(client, headers)
+    _, reply = await _exchange(client, stack, headers, msgs, "Привет", "Ответ")
+    asked = await stack.probe.wait_for(
+        lambda e: e.event == "sound_inference" and str(e.message_id) == reply
+    )
+    assert isinstance(asked, ev.SoundInference)
+    assert (await client.delete(f"{msgs}/{reply}", headers=headers)).status_code == 204
+    storage = storage_from_url(stack.settings.resolved_storage_url)
+    key = asked.storage_url
+    chunk = key.removesuffix(".wav") + "/0.wav"
+    for stored in (key, compressed_dub_key(key), chunk):
+        await storage.put_bytes(stored, b"RIFF....WAVE", "audio/wav")
+    await stack.probe.publish(
+        Topic.SAVE_RESPONSE_DUB,
+        ev.SaveResponseDub(message_id=reply, dub_url=key, generated_text="Ответ"),
+    )
+    for _ in range(100):
+        if not any([await storage.exists(k) for k in (key, compressed_dub_key(key), chunk)]):
+            break
+        await asyncio.sleep(0.1)
+    assert not await storage.exists(key)
+    assert not await storage.exists(compressed_dub_key(key)) and not await storage.exists(chunk)

@@ -3,7 +3,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from bishop_backend.models.common import (
@@ -81,6 +81,9 @@ class MessageCreate(SQLModel):
 
 
 class Message(SQLModel, table=True):
+    # A chat's messages in order: its page of history, its newest message in the chat list.
+    __table_args__ = (Index("ix_message_chat_id_created_at", "chat_id", "created_at"),)
+
     id: uuid.UUID = id_field()
     chat_id: uuid.UUID = owner_field("chat")
     role: str = Field(max_length=8)

@@ -76,10 +76,12 @@ def lifecycle(
     """Where the avatar stands: an avatar with no trained version is never "trained"."""
     if avatar.status in (AvatarStatus.QUEUED, AvatarStatus.TRAINING):
         return Lifecycle.TRAINING
+    if version is not None:
+        # A later run that failed leaves the avatar chatting on this version: it is trained
+        # (the failure is in `status_detail`).
+        return Lifecycle.TRAINED
     if avatar.status == AvatarStatus.FAILED:
         return Lifecycle.FAILED
-    if version is not None:
-        return Lifecycle.TRAINED
     if last_run == RunStatus.STOPPED:
         return Lifecycle.STOPPED
     if processed:

@@ -7,7 +7,7 @@ from bishop_contracts.layout import compressed_dub_key
 from bishop_contracts.text import clean_generated
 from bishop_contracts.topics import Topic
 from sqlalchemy.orm import aliased
-from sqlmodel import col, exists, or_, select
+from sqlmodel import case, col, exists, func, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bishop_backend.errors import Conflict, NotFound
@@ -202,7 +202,8 @@ async def _recent_turns(
 ) -> list[Turn]:
     """The chat's last `limit` answered messages before the exchange being asked for, oldest
     first, with one reply per message: its newest alternative (columns only: building a row
-    object for each cost more than the rest of the send)."""
+    object for each cost more than the rest of the send). A reply stands where its message
+    does: an alternative regenerated later still answers the message it answers."""
     newer = aliased(Message)
     newer_alternative = (
         exists()
@@ -213,11 +214,17 @@ async def _recent_turns(
         )
         .correlate(Message)
     )
-    query = select(Message.role, Message.text).where(
-        Message.chat_id == chat.id,
-        Message.status == ReplyStatus.READY,
-        Message.id != reply,
-        ~newer_alternative,
+    asked_of = aliased(Message)
+    position = func.coalesce(asked_of.created_at, Message.created_at)
+    query = (
+        select(Message.role, Message.text)
+        .outerjoin(asked_of, col(asked_of.id) == col(Message.reply_to_id))
+        .where(
+            Message.chat_id == chat.id,
+            Message.status == ReplyStatus.READY,
+            Message.id != reply,
+            ~newer_alternative,
+        )
     )
     if question is not None:
         asked = await session.get(Message, question)
@@ -227,8 +234,9 @@ async def _recent_turns(
         )
         if asked is not None and asked.created_at is not None:
             # A regenerated reply to an earlier message is asked with the chat as it was then.
-            query = query.where(col(Message.created_at) < asked.created_at)
-    query = query.order_by(col(Message.created_at).desc()).limit(limit)
+            query = query.where(position < asked.created_at)
+    answer_last = case((Message.role == MessageRole.USER, 0), else_=1)
+    query = query.order_by(position.desc(), answer_last.desc()).limit(limit)
     rows = (await session.exec(query)).all()
     return [Turn(role=role, text=text) for role, text in reversed(rows)]  # type: ignore[arg-type]
 
@@ -309,11 +317,18 @@ async def edit(
     if message.role != MessageRole.USER:
         raise Conflict("Only your own messages can be edited")
     await _check_idle(session, chat)
+    # What comes after it in the conversation: the later messages with their replies (even an
+    # alternative regenerated since for an earlier message stays: it answers that message).
+    later_questions = select(Message.id).where(
+        Message.chat_id == chat.id,
+        Message.role == MessageRole.USER,
+        col(Message.created_at) > message.created_at,
+    )
     later = select(Message).where(
         Message.chat_id == chat.id,
-        Message.id != message.id,
         or_(
-            col(Message.created_at) > message.created_at,
+            col(Message.id).in_(later_questions),
+            col(Message.reply_to_id).in_(later_questions),
             Message.reply_to_id == message.id,
         ),
     )
@@ -346,18 +361,26 @@ async def delete_message(infra: Infra, session: AsyncSession, chat: Chat, messag
 
 async def _delete_messages(session: AsyncSession, messages: list[Message]) -> list[str]:
     """Delete rows (committed by the caller); the keys of their stored dubs, to delete once
-    the rows are gone (a failed commit must not leave a reply whose voice is lost)."""
+    the rows are gone (a failed commit must not leave a reply whose voice is lost). A voice
+    still being made is deleted when it arrives (`orchestrator._save_dub`)."""
     dubs = []
     for message in messages:
         if message.dub_key:
-            dubs += [message.dub_key, compressed_dub_key(message.dub_key)]
+            dubs.append(message.dub_key)
         await session.delete(message)
     return dubs
 
 
 async def _delete_dubs(infra: Infra, keys: list[str]) -> None:
     for key in keys:
-        await infra.storage.delete(key)
+        await delete_dub(infra, key)
+
+
+async def delete_dub(infra: Infra, key: str) -> None:
+    """A dub: its WAV and MP3, and the sentences stored beside them (`…/{id}/{index}`)."""
+    await infra.storage.delete(key)
+    await infra.storage.delete(compressed_dub_key(key))
+    await infra.storage.delete_prefix(key.removesuffix(".wav") + "/")
 
 
 async def voice_again(

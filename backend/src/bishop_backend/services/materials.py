@@ -163,6 +163,8 @@ async def reprocess(session: AsyncSession, material: Material, sender: str) -> M
         col(Material.status).in_(_SETTLED),
         status=MaterialStatus.UPLOADED,
         status_detail=None,
+        # The old reading's transcript is the other person's words: not shown, not trained on.
+        transcript_key=None,
         sender=sender,
         updated_at=utcnow(),
     )

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 from bishop_contracts import events as ev
 from bishop_contracts.events import derive_event_id
+from bishop_contracts.layout import avatar_prefix_of
 from bishop_contracts.text import clean_generated
 from bishop_contracts.topics import Topic
 from sqlalchemy.exc import IntegrityError
@@ -36,7 +37,7 @@ from bishop_backend.models import (
 from bishop_backend.models.common import utcnow
 from bishop_backend.models.training import ACTIVE_RUN_STATUSES
 from bishop_backend.services import replies
-from bishop_backend.services.chats import load_reply, voice_samples
+from bishop_backend.services.chats import delete_dub, load_reply, voice_samples
 from bishop_backend.services.health import remember_worker
 from bishop_backend.services.outbox import emit
 from bishop_backend.services.sweeper import fail_if
@@ -250,10 +251,23 @@ async def _response_failed(
         notes.append((reply.reply_id, "error", {"reason": error}))
 
 
+def _is_dub_of(key: str, message_id: uuid.UUID) -> bool:
+    """Whether `key` is where the dub of `message_id` is stored, under some avatar."""
+    try:
+        avatar_prefix_of(key)
+    except ValueError:
+        return False
+    return key.endswith(f"/dubs/{message_id}.wav")
+
+
 async def _save_dub(
     infra: Infra, session: AsyncSession, event: ev.SaveResponseDub, notes: Notes
 ) -> None:
     found = await load_reply(session, event.message_id)
+    if found is None and _is_dub_of(event.dub_url, event.message_id):
+        # The reply was deleted while it was being voiced: its voice goes too.
+        await delete_dub(infra, event.dub_url)
+        return
     if found is None or not _under(found[1], event.dub_url):
         log.warning("dub for unknown reply or outside its avatar: %s", event.event_id)
         return

@@ -1,4 +1,5 @@
-"""what the chat app shows: an avatar's portrait, a version's note, a chat export's senders
+"""what the chat app shows: an avatar's portrait, a version's note, a chat export's senders,
+and a chat's messages in order
 
 Revision ID: 0007
 Revises: 0006
@@ -17,6 +18,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_index("ix_message_chat_id_created_at", "message", ["chat_id", "created_at"])
     with op.batch_alter_table("avatar", schema=None) as batch_op:
         batch_op.add_column(sa.Column("portrait_key", sa.String(length=1024), nullable=True))
     with op.batch_alter_table("adapterversion", schema=None) as batch_op:
@@ -30,6 +32,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_message_chat_id_created_at", table_name="message")
     with op.batch_alter_table("material", schema=None) as batch_op:
         batch_op.drop_column("sender")
         batch_op.drop_column("senders")
