@@ -1,4 +1,5 @@
-"""Server time of every browser-app page, with 50 avatars and a 500-message chat.
+"""Server time of every browser-app page, with 50 avatars and a 500-message chat (the search
+asks for "ИМПУЛЬС", in another case than the messages).
 
 The backend and the browser app run in this process (embedded stack); each page is requested
 30 times after a warm-up and the server's own time is read from the response (`Server-Timing`
@@ -13,6 +14,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 from bishop_contracts.events import SaveResponse
@@ -100,6 +102,7 @@ async def main() -> None:
                     "chats page": f"/avatars/{aid}/chats",
                     f"chat ({count} messages)": f"/avatars/{aid}/chats/{chat['id']}",
                     "train page": f"/avatars/{aid}/train",
+                    "search across chats": "/chats/search?" + urlencode({"q": "ИМПУЛЬС"}),
                 }
                 print("| page | median ms | p95 ms | htmx partial median ms |\n|---|---|---|---|")
                 for name, path in pages.items():

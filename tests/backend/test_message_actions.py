@@ -313,3 +313,17 @@ async def test_a_voice_that_arrives_for_a_deleted_reply_is_deleted(
         await asyncio.sleep(0.1)
     assert not await storage.exists(key)
     assert not await storage.exists(compressed_dub_key(key)) and not await storage.exists(chunk)
+
+
+async def test_two_regenerations_at_once_make_one_alternative(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    headers = await factories.user(client)
+    msgs = await _chat(client, headers)
+    _, first = await _exchange(client, stack, headers, msgs, "Привет", "Ответ")
+    answers = await asyncio.gather(
+        *[client.post(f"{msgs}/{first}/response/regenerate", headers=headers) for _ in range(3)]
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409, 409]
+    replies = [m for m in (await client.get(msgs, headers=headers)).json() if m["role"] == "avatar"]
+    assert len(replies) == 2

@@ -4,9 +4,11 @@ document's language, and the API docs working with no internet."""
 import re
 from urllib.parse import urlparse
 
+import httpx
 from playwright.async_api import expect
 
-from tests.frontend.conftest import App
+from tests import factories
+from tests.frontend.conftest import App, shot
 from tests.frontend.test_browser import signup
 
 DARK_BACKGROUND = "rgb(18, 21, 27)"
@@ -32,6 +34,19 @@ async def test_dark_mode_follows_the_system_and_the_toggle(browser, app: App) ->
         assert await background(page) == LIGHT_BACKGROUND
         await page.locator(".theme-toggle").click()
         assert await background(page) == DARK_BACKGROUND
+
+        # A chat in the dark, for the docs: the greeting is Markdown, the reply's panes dark.
+        email = await signup(page)
+        async with httpx.AsyncClient(base_url=app.api + "/api/v1") as api:
+            headers = await factories.login(api, email)
+            avatar = await factories.avatar(
+                api, headers, name="Вера", greeting="Здравствуйте! Я **Вера**, спрашивайте."
+            )
+            chat = await factories.chat(api, headers, avatar["id"], title="Вечером")
+        await page.goto(f"/avatars/{avatar['id']}/chats/{chat['id']}")
+        await expect(page.locator("#messages strong")).to_have_text("Вера")
+        assert await background(page) == DARK_BACKGROUND
+        await shot(page, "chat-dark")
     finally:
         await context.close()
 

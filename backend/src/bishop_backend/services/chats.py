@@ -1,6 +1,8 @@
 """Chats and messages: sending a message asks the text worker for a reply."""
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from bishop_contracts.events import InferenceResponse, Persona, ResponseCancel, SoundInference, Turn
 from bishop_contracts.layout import compressed_dub_key
@@ -278,14 +280,20 @@ async def load_reply(session: AsyncSession, reply_id: uuid.UUID) -> tuple[Messag
     return (row[0], row[1]) if row else None
 
 
-async def _check_idle(session: AsyncSession, chat: Chat) -> None:
-    """409 while a reply of the chat is still being generated: changing the history under it
-    would answer a conversation that no longer exists."""
-    query = select(Message.id).where(
-        Message.chat_id == chat.id, Message.status == ReplyStatus.PENDING
-    )
-    if (await session.exec(query)).first() is not None:
-        raise Conflict("Wait until the avatar has finished replying, or stop the reply")
+@asynccontextmanager
+async def _history_unchanged_by_others(
+    infra: Infra, session: AsyncSession, chat: Chat
+) -> AsyncIterator[None]:
+    """One change of the chat's history at a time, and none while a reply of the chat is still
+    being generated (409): changing the history under it would answer a conversation that no
+    longer exists. The lock makes two clicks at once one change and one 409."""
+    async with infra.state.lock(f"chat:{chat.id}:history"):
+        query = select(Message.id).where(
+            Message.chat_id == chat.id, Message.status == ReplyStatus.PENDING
+        )
+        if (await session.exec(query)).first() is not None:
+            raise Conflict("Wait until the avatar has finished replying, or stop the reply")
+        yield
 
 
 async def regenerate(
@@ -297,16 +305,16 @@ async def regenerate(
     question = await session.get(Message, reply.reply_to_id)
     if question is None:
         raise NotFound("The message this reply answers is gone")
-    await _check_idle(session, chat)
-    alternative = Message(
-        chat_id=chat.id,
-        role=MessageRole.AVATAR,
-        reply_to_id=question.id,
-        status=ReplyStatus.PENDING,
-    )
-    await _request_reply(infra, session, avatar, chat, alternative, question.text)
-    session.add(alternative)
-    await session.commit()
+    async with _history_unchanged_by_others(infra, session, chat):
+        alternative = Message(
+            chat_id=chat.id,
+            role=MessageRole.AVATAR,
+            reply_to_id=question.id,
+            status=ReplyStatus.PENDING,
+        )
+        await _request_reply(infra, session, avatar, chat, alternative, question.text)
+        session.add(alternative)
+        await session.commit()
     return alternative
 
 
@@ -316,32 +324,35 @@ async def edit(
     """Replace a user's message, drop everything after it, and ask for a new reply."""
     if message.role != MessageRole.USER:
         raise Conflict("Only your own messages can be edited")
-    await _check_idle(session, chat)
-    # What comes after it in the conversation: the later messages with their replies (even an
-    # alternative regenerated since for an earlier message stays: it answers that message).
-    later_questions = select(Message.id).where(
-        Message.chat_id == chat.id,
-        Message.role == MessageRole.USER,
-        col(Message.created_at) > message.created_at,
-    )
-    later = select(Message).where(
-        Message.chat_id == chat.id,
-        or_(
-            col(Message.id).in_(later_questions),
-            col(Message.reply_to_id).in_(later_questions),
-            Message.reply_to_id == message.id,
-        ),
-    )
-    dubs = await _delete_messages(session, list((await session.exec(later)).all()))
-    message.text = text
-    session.add(message)
-    reply = Message(
-        chat_id=chat.id, role=MessageRole.AVATAR, reply_to_id=message.id, status=ReplyStatus.PENDING
-    )
-    await _request_reply(infra, session, avatar, chat, reply, text)
-    session.add(reply)
-    await session.commit()
-    await _delete_dubs(infra, dubs)
+    async with _history_unchanged_by_others(infra, session, chat):
+        # What comes after it in the conversation: the later messages with their replies (an
+        # alternative regenerated since for an earlier message stays: it answers that one).
+        later_questions = select(Message.id).where(
+            Message.chat_id == chat.id,
+            Message.role == MessageRole.USER,
+            col(Message.created_at) > message.created_at,
+        )
+        later = select(Message).where(
+            Message.chat_id == chat.id,
+            or_(
+                col(Message.id).in_(later_questions),
+                col(Message.reply_to_id).in_(later_questions),
+                Message.reply_to_id == message.id,
+            ),
+        )
+        dubs = await _delete_messages(session, list((await session.exec(later)).all()))
+        message.text = text
+        session.add(message)
+        reply = Message(
+            chat_id=chat.id,
+            role=MessageRole.AVATAR,
+            reply_to_id=message.id,
+            status=ReplyStatus.PENDING,
+        )
+        await _request_reply(infra, session, avatar, chat, reply, text)
+        session.add(reply)
+        await session.commit()
+        await _delete_dubs(infra, dubs)
     await session.refresh(message)
     return MessageSent(message=MessagePublic.model_validate(message), response_id=reply.id)
 
