@@ -25,6 +25,7 @@ from bishop_infra.bus import bus_from_url
 
 from tests.conftest import serve, stack_settings
 from tests.support.servers import serve_app
+from tests.support.web import web_client
 
 RUNS = 30
 
@@ -94,7 +95,9 @@ async def main() -> None:
                 _env_file=None, api_url=api_url, session_secret="b" * 64, data_dir=Path(tmp)
             )
             timed = ServerTime(create_frontend(frontend))
-            async with serve_app(timed) as url, httpx.AsyncClient(base_url=url, timeout=60) as web:
+            async with serve_app(timed) as url:
+                web = await web_client(url)
+                web.timeout = httpx.Timeout(60)
                 await web.post("/login", data={"email": email, "password": "password1"})
                 pages = {
                     "avatar list (50 avatars)": "/avatars",
@@ -117,6 +120,7 @@ async def main() -> None:
                     p95 = full[int(0.95 * (len(full) - 1))]
                     median, partial_median = statistics.median(full), statistics.median(partial)
                     print(f"| {name} | {median:.1f} | {p95:.1f} | {partial_median:.1f} |")
+                await web.aclose()
             await api.aclose()
 
 

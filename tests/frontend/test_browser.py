@@ -80,7 +80,8 @@ async def test_signup_to_a_voiced_reply(page, app: App, tmp_path: Path) -> None:
     await shot(page, "03-train")
 
     await page.click("text=← Анна")
-    await page.click("text=Chat")
+    await expect(page.locator("h1")).to_have_text("Анна")  # the avatar page, not the Train page
+    await page.click("a.button:text-is('Chat')")
     await page.fill("#title", "Физика")
     await page.click("text=Create chat")
     await page.click("#chat-list >> text=Физика")

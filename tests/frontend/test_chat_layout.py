@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from bishop_frontend.pages.chats import marked, short_time
+from bishop_frontend.pages.chats import PAGE, marked, short_time
 from fasthtml.common import to_xml
 from playwright.async_api import expect
 
@@ -114,7 +114,8 @@ async def test_a_long_chat_opens_at_the_newest_message_and_follows_replies(  # t
     state = await page.evaluate(SCROLL_STATE)
     assert state["max"] > 1000 and state["top"] >= state["max"] - 2  # opened at the bottom
     assert await _visible_in_pane(page, newest)
-    assert not await _visible_in_pane(page, f"#msg-{stored[20]['id']}")
+    oldest_on_page = stored[len(stored) - PAGE]  # the first page is the newest PAGE messages
+    assert not await _visible_in_pane(page, f"#msg-{oldest_on_page['id']}")
     assert await page.evaluate("document.activeElement.id") == "message"  # ready to type
     # The page itself does not scroll: the messages scroll in their pane.
     assert await page.evaluate("document.documentElement.scrollHeight <= innerHeight + 1")
@@ -163,8 +164,9 @@ async def test_a_long_chat_opens_at_the_newest_message_and_follows_replies(  # t
     top_before = await page.evaluate(
         "id => document.getElementById(id).getBoundingClientRect().top", oldest_id
     )
-    await expect(page.locator(f"#msg-{stored[0]['id']}")).to_have_count(1)
-    await expect(page.locator(".load-earlier")).to_have_count(0)
+    # The page before the first one (PAGE older messages); more remain above it.
+    await expect(page.locator(f"#msg-{stored[len(stored) - 2 * PAGE]['id']}")).to_have_count(1)
+    await expect(page.locator(".load-earlier")).to_have_count(1)
     top_after = await page.evaluate(
         "id => document.getElementById(id).getBoundingClientRect().top", oldest_id
     )

@@ -1,6 +1,7 @@
 """Chats of an avatar and the chat page: the conversation, with the chat list and search beside
 it."""
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -12,10 +13,12 @@ from starlette.responses import Response
 from bishop_frontend import states
 from bishop_frontend.components import Errors, Field, IdempotencyKey, Layout, Nav
 from bishop_frontend.pages.common import api, user
-from bishop_frontend.pages.replies import Bubbles
+from bishop_frontend.pages.replies import Bubbles, EditorTemplate
 
 ar = fh.APIRouter()
-PAGE = 100  # messages shown at first; older ones load on demand
+# Messages shown at first; older ones load as the user scrolls up. Small enough that a long
+# chat opens fast (each message is a few dozen elements to build).
+PAGE = 40
 FIND_PAGES = 10  # pages read back at most to show a message a search found
 SEARCH_MAX = 200  # characters of a search (the backend refuses longer ones)
 ENTER_SENDS = (
@@ -269,16 +272,21 @@ async def delete_chat(req: Request, sess, aid: str, cid: str, current: str = "")
 
 @ar("/avatars/{aid}/chats/{cid}", methods=["get"])
 async def chat_page(req: Request, sess, aid: str, cid: str, at: str = "") -> Any:
-    avatar = await api(req, sess, "GET", f"/avatars/{aid}")
-    chat = await api(req, sess, "GET", f"/avatars/{aid}/chat/{cid}")
-    chats = await api(req, sess, "GET", f"/avatars/{aid}/chat")
-    bubbles = await _messages_showing(req, sess, aid, cid, at, avatar)
+    # Asked together: the backend answers them side by side.
+    avatar, chat, chats, (messages, more) = await asyncio.gather(
+        api(req, sess, "GET", f"/avatars/{aid}"),
+        api(req, sess, "GET", f"/avatars/{aid}/chat/{cid}"),
+        api(req, sess, "GET", f"/avatars/{aid}/chat"),
+        _messages_showing(req, sess, aid, cid, at),
+    )
+    bubbles = _bubbles(aid, cid, messages, more, avatar)
     notices = await states.chat_notices(req, sess, avatar)
     return Layout(
         chat["title"],
         fh.Div(
             Conversation(f"/avatars/{aid}/chats/{cid}", chat, avatar, bubbles, notices, at),
             Sidebar(avatar, chats, cid),
+            EditorTemplate(),
             cls="chat-app",
             id="chat-app",
         ),
@@ -364,16 +372,17 @@ def Composer(base: str) -> Any:
 
 
 async def _messages_showing(
-    req: Request, sess, aid: str, cid: str, at: str, avatar: dict[str, Any]
-) -> list[Any]:
-    """The newest page of messages; with `at`, enough pages back to show that message too."""
+    req: Request, sess, aid: str, cid: str, at: str
+) -> tuple[list[dict[str, Any]], bool]:
+    """The newest page of messages; with `at`, enough pages back to show that message too;
+    and whether there are older ones."""
     messages, more = await _page(req, sess, aid, cid, None)
     for _ in range(FIND_PAGES if at else 0):
         if not more or any(m["id"] == at for m in messages):
             break
         earlier, more = await _page(req, sess, aid, cid, messages[0]["id"])
         messages = earlier + messages
-    return _bubbles(aid, cid, messages, more, avatar)
+    return messages, more
 
 
 async def _page(

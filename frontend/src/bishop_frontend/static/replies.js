@@ -71,17 +71,30 @@
     area.remove();
   }
 
+  // The editor is copied from the page's template when asked for, not sent with every message.
   function openEditor(bubble, open) {
-    const form = bubble.querySelector(".edit-form");
+    if (!bubble) return;
+    let form = bubble.querySelector(".edit-form");
+    if (open && !form) {
+      const template = document.getElementById("edit-form-template");
+      const button = bubble.querySelector(".edit-open");
+      const turn = bubble.closest(".turn");
+      if (!template || !button || !turn) return;
+      form = template.content.firstElementChild.cloneNode(true);
+      form.setAttribute("hx-post", button.dataset.edit);
+      form.setAttribute("hx-target", "#" + turn.id);
+      form.querySelector("textarea").value = bubble.querySelector(".copy")?.dataset.raw ?? "";
+      bubble.append(form);
+      htmx.process(form);
+    }
     if (!form) return;
-    form.hidden = !open;
     bubble.classList.toggle("editing", open);
     if (open) {
       const area = form.querySelector("textarea");
       area.focus();
       area.setSelectionRange(area.value.length, area.value.length);
     } else {
-      form.reset();
+      form.remove();
     }
   }
 
