@@ -38,11 +38,6 @@ from bishop_backend.services.sweeper import fail_if
 RETRYABLE = (ReplyStatus.FAILED, ReplyStatus.STOPPED)
 
 
-async def list_chats(session: AsyncSession, avatar: Avatar) -> list[Chat]:
-    query = select(Chat).where(Chat.avatar_id == avatar.id).order_by(col(Chat.created_at))
-    return list((await session.exec(query)).all())
-
-
 async def create_chat(session: AsyncSession, avatar: Avatar, chat_in: ChatCreate) -> Chat:
     """A new chat; the avatar's greeting, if it has one, is its first message."""
     chat = Chat.model_validate(chat_in, update={"avatar_id": avatar.id})

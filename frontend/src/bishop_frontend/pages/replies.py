@@ -528,7 +528,8 @@ async def _fragments(
                     # Streams are for replies to a message (a greeting is never streamed).
                     done = {"id": rid, "text": text, "reply_to_id": "asked"}
                     yield fh.sse_message(ReplyActions(base, done), event="actions")
-            elif kind == "dub":
+            elif kind == "dub" and settled is None:
+                # (With `settled`, the bubble drawn at the end brings the player: one read.)
                 yield fh.sse_message(Voice(base, rid, await voice_note()), event="voice")
             elif kind in ("error", "timeout"):
                 yield fh.sse_message(_span(), event="text")  # no typing beside a failure
