@@ -5,7 +5,9 @@ One turn: HTTP send -> `inference_response` on the bus -> an instant responder p
 measured both ways a client can do it: the send, then the reply's stream (two requests), and
 the send with `Accept: text/event-stream` (the reply streams in the same response).
 The baseline is a bare FastAPI endpoint doing the same database writes (two inserts, one
-update) on the same database, timed by the same client in the same process. A second bare
+update) on the same database, timed by the same client, which runs in a process of its own as
+a browser or the browser app would (in the server's process its reads waited behind the
+server's next work, the relay's pass for the voicing after the text was sent). A second bare
 endpoint makes every write a turn makes, in its four transactions (the send with its outbox
 row; the relay's stamp; the answer with its processed-event and outbox rows; the relay's
 stamp), with none of the reads, hops or streams: what is left between it and a turn is the
@@ -19,12 +21,14 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from bishop_backend.db import create_engine, session_factory
@@ -70,7 +74,6 @@ async def orchestrated_turns(settings: Settings, turns: int, one_request: bool) 
                 )
             ).json()
             headers = {"Authorization": f"Bearer {token['access_token']}"}
-            streaming = {**headers, "Accept": "text/event-stream"}
             avatar = (await client.post("/avatars", json={"name": "Bench"}, headers=headers)).json()
             chat = (
                 await client.post(
@@ -78,25 +81,8 @@ async def orchestrated_turns(settings: Settings, turns: int, one_request: bool) 
                 )
             ).json()
             msgs = f"/avatars/{avatar['id']}/chat/{chat['id']}/msgs"
-            samples = []
-            for n in range(turns + 10):
-                start = time.perf_counter()
-                body = {"message": f"turn {n}"}
-                if one_request:
-                    sending = client.stream("POST", msgs, json=body, headers=streaming)
-                else:
-                    sent = await client.post(msgs, json=body, headers=headers)
-                    reply_id = sent.json()["response_id"]
-                    sending = client.stream(
-                        "GET", f"{msgs}/{reply_id}/response/stream", headers=headers
-                    )
-                async with sending as stream:
-                    async for line in stream.aiter_lines():
-                        if line == "event: text":
-                            break
-                if n >= 10:  # warm-up turns are not counted
-                    samples.append(time.perf_counter() - start)
-            return samples
+            how = "send with stream" if one_request else "send, then stream"
+            return await client_process(url + "/api/v1", msgs, headers, turns, how)
     finally:
         await responder.stop()
 
@@ -178,14 +164,51 @@ def bare_app(database_url: str, every_write: bool = False) -> FastAPI:
 
 
 async def bare_turns(database_url: str, turns: int, every_write: bool = False) -> list[float]:
+    async with srv.serve_app(bare_app(database_url, every_write)) as url:
+        return await client_process(url, "/turn", {}, turns, "bare")
+
+
+async def client_process(
+    url: str, path: str, headers: dict[str, str], turns: int, how: str
+) -> list[float]:
+    """The turns' times as a client in a process of its own sees them: in the server's own
+    process, the client's reads waited behind whatever the server did next (the relay's pass
+    for the voicing, after the reply's text was already sent)."""
+    spec = json.dumps({"url": url, "path": path, "headers": headers, "turns": turns, "how": how})
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.chat_turn", "--client", spec, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"the client process failed ({child.returncode})")
+    return json.loads(out.decode().splitlines()[-1])
+
+
+async def client_turns(spec: dict[str, Any]) -> list[float]:
+    """One client's turns, one after another: a bare POST, or a Bishop turn up to the reply's
+    `text` event (10 warm-up turns are not counted)."""
+    headers, path, how = spec["headers"], spec["path"], spec["how"]
+    streaming = {**headers, "Accept": "text/event-stream"}
     samples = []
-    async with (
-        srv.serve_app(bare_app(database_url, every_write)) as url,
-        httpx.AsyncClient(base_url=url) as client,
-    ):
-        for n in range(turns + 10):
+    async with httpx.AsyncClient(base_url=spec["url"]) as client:
+        for n in range(spec["turns"] + 10):
             start = time.perf_counter()
-            await client.post("/turn", json={"message": f"turn {n}"})
+            body = {"message": f"turn {n}"}
+            if how == "bare":
+                (await client.post(path, json=body)).raise_for_status()
+            else:
+                if how == "send with stream":
+                    sending = client.stream("POST", path, json=body, headers=streaming)
+                else:
+                    sent = await client.post(path, json=body, headers=headers)
+                    reply_id = sent.json()["response_id"]
+                    sending = client.stream(
+                        "GET", f"{path}/{reply_id}/response/stream", headers=headers
+                    )
+                async with sending as stream:
+                    async for line in stream.aiter_lines():
+                        if line == "event: text":
+                            break
             if n >= 10:
                 samples.append(time.perf_counter() - start)
     return samples
@@ -261,6 +284,10 @@ if __name__ == "__main__":
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--mode", choices=["embedded", "servers", "both"], default="both")
     parser.add_argument("--fetch-wait-ms", type=int, default=10)
+    parser.add_argument("--client", help=argparse.SUPPRESS)  # the client process's part
     args = parser.parse_args()
+    if args.client:
+        print(json.dumps(asyncio.run(client_turns(json.loads(args.client)))))
+        raise SystemExit
     modes = ["embedded", "servers"] if args.mode == "both" else [args.mode]
     asyncio.run(main(args.turns, modes, args.fetch_wait_ms))

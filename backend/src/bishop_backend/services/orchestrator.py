@@ -92,8 +92,11 @@ class Orchestrator:
                 if await session.get(ProcessedEvent, event.event_id) is not None:
                     return  # the same event, handled concurrently, committed first
                 raise  # the handler's own rows were refused: poison, dead-lettered by the bus
-        for reply_id, kind, data in notes:
-            await replies.notify(self.infra, reply_id, kind, **data)
+            # Before the session is closed: closing it gives the loop away (SQLAlchemy shields
+            # it in a task of its own), and the relay, woken by the commit, would take it
+            # first; a reply's text then reached its stream 1.6 ms later than it could.
+            for reply_id, kind, data in notes:
+                await replies.notify(self.infra, reply_id, kind, **data)
 
     async def _delta(self, event: ev.ResponseDelta) -> None:
         if await self.infra.state.get_value(replies.stopped_key(event.message_id)) is not None:

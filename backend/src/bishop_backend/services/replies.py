@@ -153,27 +153,17 @@ async def stream(
             return
 
         # A timeout must not cancel the subscription's iterator (that would end it), so a task
-        # moves its messages into a queue and the timeouts apply to the queue.
-        inbox: asyncio.Queue[str] = asyncio.Queue()
+        # moves its messages into a queue, where the server's shutdown is announced too, and
+        # the timeouts apply to the queue: a message wakes the stream in one step.
+        inbox: asyncio.Queue[str | None] = asyncio.Queue()
         pump = asyncio.create_task(_drain(live, inbox))
-        closing = asyncio.create_task(infra.closing.wait())
-        getting: asyncio.Task[str] | None = None
+        closing = asyncio.create_task(_announce_closing(infra, inbox))
         try:
             while (left := deadline - time.monotonic()) > 0:
-                getting = asyncio.create_task(inbox.get())
-                done, _ = await asyncio.wait(
-                    {getting, closing},
-                    timeout=min(left, settings.reply_stream_heartbeat),
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if getting not in done:
-                    getting.cancel()
-                    if closing in done:
-                        # The server is going down: the client reconnects to another (or the
-                        # restarted) one and resumes from what is stored.
-                        yield f"retry: {RECONNECT_MS}\n"
-                        yield sse("reconnect", {"reason": "the server is restarting"})
-                        return
+                try:
+                    async with asyncio.timeout(min(left, settings.reply_stream_heartbeat)):
+                        message = await inbox.get()
+                except TimeoutError:
                     # Quiet for a heartbeat: what is stored is read again, so a notification
                     # lost after its handler committed delays the stream by a heartbeat at
                     # most, never until the timeout.
@@ -184,7 +174,13 @@ async def stream(
                         return
                     yield ": keep-alive\n\n"
                     continue
-                note = json.loads(getting.result())
+                if message is None:
+                    # The server is going down: the client reconnects to another (or the
+                    # restarted) one and resumes from what is stored.
+                    yield f"retry: {RECONNECT_MS}\n"
+                    yield sse("reconnect", {"reason": "the server is restarting"})
+                    return
+                note = json.loads(message)
                 kind = note.pop("type")
                 if kind == "delta":
                     if sent.text or note["index"] in sent.deltas:
@@ -205,12 +201,16 @@ async def stream(
                 if kind in FINAL:
                     return
         finally:
-            for task in (pump, closing, getting):
-                if task is not None:
-                    task.cancel()
+            pump.cancel()
+            closing.cancel()
         yield sse("timeout", {"reason": "no reply in time; poll the response endpoint"})
 
 
-async def _drain(live: AsyncIterator[str], inbox: asyncio.Queue[str]) -> None:
+async def _drain(live: AsyncIterator[str], inbox: asyncio.Queue[str | None]) -> None:
     async for message in live:
         inbox.put_nowait(message)
+
+
+async def _announce_closing(infra: Infra, inbox: asyncio.Queue[str | None]) -> None:
+    await infra.closing.wait()
+    inbox.put_nowait(None)
