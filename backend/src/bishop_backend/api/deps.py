@@ -6,6 +6,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
@@ -59,15 +60,28 @@ async def get_access_token(infra: InfraDep, token: TokenDep) -> AccessToken:
 CurrentToken = Annotated[AccessToken, Depends(get_access_token)]
 
 
-async def get_current_user(session: SessionDep, access: CurrentToken) -> User:
-    # One round trip: the user and whether this token was signed out. Every authenticated
-    # request pays for it, so it is not two.
-    query = (
-        select(User, col(RevokedToken.token_id))
-        .outerjoin(RevokedToken, col(RevokedToken.token_id) == access.token_id)
-        .where(User.id == access.user_id)
+# Every authenticated request runs these, so they are built once, with parameters (building
+# a statement cost about 0.1 ms).
+# One round trip: the user and whether this token was signed out.
+_USER = (
+    select(User, col(RevokedToken.token_id))
+    .outerjoin(RevokedToken, col(RevokedToken.token_id) == bindparam("token"))
+    .where(User.id == bindparam("user"))
+)
+_CHAT = (
+    select(Chat, Avatar)
+    .join(Avatar, col(Avatar.id) == col(Chat.avatar_id))
+    .where(
+        Chat.id == bindparam("chat"),
+        Avatar.id == bindparam("avatar"),
+        Avatar.owner_id == bindparam("user"),
     )
-    row = (await session.exec(query)).first()
+)
+
+
+async def get_current_user(session: SessionDep, access: CurrentToken) -> User:
+    params = {"token": access.token_id, "user": access.user_id}
+    row = (await session.exec(_USER, params=params)).first()
     if row is None:
         raise Unauthorized("Could not validate credentials")
     user, revoked = row
@@ -101,9 +115,11 @@ def _loaded(session: AsyncSession, model: type[T], ident: uuid.UUID) -> T | None
     return session.sync_session.identity_map.get(session.sync_session.identity_key(model, ident))
 
 
-async def _first(session: AsyncSession, query: Select[Any]) -> Any:
+async def _first(
+    session: AsyncSession, query: Select[Any], params: dict[str, Any] | None = None
+) -> Any:
     """The first entity of the query's first row, or None."""
-    row = (await session.exec(query)).first()
+    row = (await session.exec(query, params=params)).first()
     if row is None:
         return None
     # The identity map holds its objects weakly: the parents loaded with the row are kept
@@ -127,12 +143,8 @@ async def get_owned_chat(
 ) -> Chat:
     chat = _loaded(session, Chat, chat_id)
     if chat is None:
-        chat = await _first(
-            session,
-            select(Chat, Avatar)
-            .join(Avatar, col(Avatar.id) == col(Chat.avatar_id))
-            .where(Chat.id == chat_id, Avatar.id == avatar_id, Avatar.owner_id == user.id),
-        )
+        params = {"chat": chat_id, "avatar": avatar_id, "user": user.id}
+        chat = await _first(session, _CHAT, params)
     avatar = await get_owned_avatar(avatar_id, user, session)
     if chat is None or chat.avatar_id != avatar.id:
         raise NotFound("Chat not found")

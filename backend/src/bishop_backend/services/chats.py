@@ -195,7 +195,8 @@ async def _request_reply(
     emit(session, Topic.LLM_INFERENCE, event)
 
 
-# The history's query, built once: making its two aliases of `message` cost 2 ms a turn.
+# The statements of every chat turn are built once (with parameters): building them cost
+# 0.1 ms each, and the history's two aliases of `message` 2 ms.
 _newer = aliased(Message)
 _asked_of = aliased(Message)
 _position = func.coalesce(_asked_of.created_at, Message.created_at)
@@ -241,13 +242,16 @@ async def _recent_turns(
     return [Turn(role=role, text=text) for role, text in reversed(rows)]  # type: ignore[arg-type]
 
 
+_TRANSCRIPTS = select(Material.transcript_key).where(
+    Material.avatar_id == bindparam("avatar"),
+    Material.status == MaterialStatus.PROCESSED,
+    col(Material.transcript_key).is_not(None),
+)
+
+
 async def _transcripts(session: AsyncSession, avatar: Avatar) -> list[str]:
-    query = select(Material.transcript_key).where(
-        Material.avatar_id == avatar.id,
-        Material.status == MaterialStatus.PROCESSED,
-        col(Material.transcript_key).is_not(None),
-    )
-    return [key for key in (await session.exec(query)).all() if key]
+    rows = await session.exec(_TRANSCRIPTS, params={"avatar": avatar.id})
+    return [key for key in rows.all() if key]
 
 
 async def reply_of(session: AsyncSession, message: Message) -> Message:
@@ -428,15 +432,17 @@ async def voice_again(
     return reply
 
 
+_VOICE_SAMPLES = (
+    select(Material.storage_key)
+    .where(
+        Material.avatar_id == bindparam("avatar"),
+        Material.type == "voice_synthesis",
+        Material.status != MaterialStatus.FAILED,
+    )
+    .order_by(col(Material.created_at).desc())
+)
+
+
 async def voice_samples(session: AsyncSession, avatar_id: uuid.UUID) -> list[str]:
     """The avatar's usable voice samples, newest first: the sound worker clones from them."""
-    query = (
-        select(Material.storage_key)
-        .where(
-            Material.avatar_id == avatar_id,
-            Material.type == "voice_synthesis",
-            Material.status != MaterialStatus.FAILED,
-        )
-        .order_by(col(Material.created_at).desc())
-    )
-    return list((await session.exec(query)).all())
+    return list((await session.exec(_VOICE_SAMPLES, params={"avatar": avatar_id})).all())

@@ -14,6 +14,7 @@ from bishop_contracts.events import derive_event_id
 from bishop_contracts.layout import avatar_prefix_of
 from bishop_contracts.text import clean_generated
 from bishop_contracts.topics import Topic
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -138,16 +139,19 @@ class _Waiting(NamedTuple):
     language: str
 
 
+# Built once, with a parameter: it is on every reply's way (building it cost 0.1 ms).
+_WAITING = (
+    select(Message.status, Avatar.id, Avatar.owner_id, Avatar.language)
+    .join(Chat, col(Chat.id) == col(Message.chat_id))
+    .join(Avatar, col(Avatar.id) == col(Chat.avatar_id))
+    .where(Message.id == bindparam("reply"), Message.role == MessageRole.AVATAR)
+)
+
+
 async def _unsettled_reply(session: AsyncSession, event: Any) -> _Waiting | None:
     """The reply a text worker's answer is for, if it still takes one (pending, or failed by a
     sweep or a dead letter). Columns, not row objects: this is on every reply's way."""
-    query = (
-        select(Message.status, Avatar.id, Avatar.owner_id, Avatar.language)
-        .join(Chat, col(Chat.id) == col(Message.chat_id))
-        .join(Avatar, col(Avatar.id) == col(Chat.avatar_id))
-        .where(Message.id == event.message_id, Message.role == MessageRole.AVATAR)
-    )
-    row = (await session.exec(query)).first()
+    row = (await session.exec(_WAITING, params={"reply": event.message_id})).first()
     if row is None:
         log.warning("%s for unknown reply %s", event.event, event.message_id)
         return None

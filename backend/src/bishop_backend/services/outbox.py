@@ -17,7 +17,7 @@ from datetime import timedelta
 from bishop_contracts.events import Event, topic_accepts
 from bishop_contracts.topics import Topic
 from bishop_infra.faults import is_transient
-from sqlalchemy import Engine, delete, event, text, update
+from sqlalchemy import Engine, bindparam, delete, event, text, update
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -67,6 +67,29 @@ def _forget_wake(session: Session) -> None:
     session.info.pop(_WAKE, None)
 
 
+# A relay's statements run twice a chat turn: built once, with parameters. Columns, not row
+# objects: nothing here changes a row through the session.
+_UNSENT = (
+    select(
+        OutboxEvent.id,
+        OutboxEvent.topic,
+        OutboxEvent.key,
+        OutboxEvent.payload,
+        OutboxEvent.event,
+        OutboxEvent.event_id,
+    )
+    .where(col(OutboxEvent.sent_at).is_(None))
+    .order_by(col(OutboxEvent.id))
+    .limit(BATCH)
+)
+_STAMP = (
+    update(OutboxEvent)
+    .where(col(OutboxEvent.id).in_(bindparam("ids", expanding=True)))
+    .values(sent_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
+
+
 class OutboxRelay:
     def __init__(self, infra: Infra) -> None:
         self.infra = infra
@@ -84,21 +107,7 @@ class OutboxRelay:
                 )
                 if not locked.scalar():
                     return 0
-            # Columns, not row objects: nothing here changes a row through the session.
-            query = (
-                select(
-                    OutboxEvent.id,
-                    OutboxEvent.topic,
-                    OutboxEvent.key,
-                    OutboxEvent.payload,
-                    OutboxEvent.event,
-                    OutboxEvent.event_id,
-                )
-                .where(col(OutboxEvent.sent_at).is_(None))
-                .order_by(col(OutboxEvent.id))
-                .limit(BATCH)
-            )
-            rows = list((await session.exec(query)).all())
+            rows = list((await session.exec(_UNSENT)).all())
             outcomes = await self.infra.bus.publish_many_raw(
                 [(row.topic, row.key, row.payload.encode()) for row in rows]
             )
@@ -121,10 +130,7 @@ class OutboxRelay:
             # repeats as little as possible.
             if sent:
                 await session.exec(  # type: ignore[call-overload]
-                    update(OutboxEvent)
-                    .where(col(OutboxEvent.id).in_(sent))
-                    .values(sent_at=utcnow())
-                    .execution_options(synchronize_session=False)
+                    _STAMP, params={"ids": sent, "now": utcnow()}
                 )
                 await session.commit()
             if outage is not None:
