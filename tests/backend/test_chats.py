@@ -5,9 +5,10 @@ from typing import Any
 import httpx
 from bishop_contracts import events as ev
 from bishop_contracts.topics import Topic
+from bishop_infra.bus import bus_from_url
 
 from tests import factories
-from tests.conftest import Stack
+from tests.conftest import Stack, serve, stack_settings
 from tests.support.sse import read_events
 
 
@@ -108,3 +109,41 @@ async def test_a_message_sent_with_accept_event_stream_streams_its_reply_in_the_
 
     plain = await client.post(msgs, json={"message": "А сейчас?"}, headers=headers)
     assert plain.status_code == 201 and plain.json()["response_id"] != reply_id
+
+
+async def test_a_reply_answered_at_once_reaches_the_stream_it_was_sent_with(tmp_path: Any) -> None:
+    """The reply's channel is subscribed to before the send commits, and the stream reads
+    nothing stored first: an answer that comes before the response has even begun streaming
+    (an instant responder on the in-process bus) must still be in it, turn after turn."""
+    settings = stack_settings("embedded", tmp_path, None)
+    # No heartbeat within a turn's time: its re-read of the stored reply would hide a miss.
+    settings.reply_stream_heartbeat = 60.0
+    responder = bus_from_url(settings.bus_url, client_id="instant")
+
+    async def answer(event: ev.Event) -> None:
+        if isinstance(event, ev.InferenceResponse):
+            reply = ev.SaveResponse(message_id=event.message_id, generated_text=event.text[::-1])
+            await responder.publish(Topic.SAVE_RESPONSE, reply)
+
+    responder.subscribe("instant", [Topic.LLM_INFERENCE], answer)
+    await responder.start()
+    try:
+        async with serve(settings) as url, httpx.AsyncClient(base_url=url + "/api/v1") as client:
+            headers = await factories.user(client)
+            aid = (await factories.avatar(client, headers))["id"]
+            chat = await factories.chat(client, headers, aid)
+            msgs = f"/avatars/{aid}/chat/{chat['id']}/msgs"
+            for n in range(20):
+                async with asyncio.timeout(10):
+                    events = await read_events(
+                        client,
+                        msgs,
+                        headers,
+                        send={"message": f"ход {n}"},
+                        status=201,
+                        until="text",
+                    )
+                assert [kind for kind, _ in events] == ["sent", "text"]
+                assert events[1][1]["text"] == f"ход {n}"[::-1]
+    finally:
+        await responder.stop()

@@ -1,4 +1,6 @@
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Annotated, Any, Literal
 
 from bishop_contracts.layout import COMPRESSED_DUB_TYPE, compressed_dub_key
@@ -6,6 +8,7 @@ from bishop_infra.storage import Storage
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.exc import IntegrityError
+from starlette.types import Receive, Scope, Send
 
 from bishop_backend.api.deps import (
     API_PREFIX,
@@ -178,11 +181,24 @@ async def send_message(
 
     With `Accept: text/event-stream` the reply streams in this same response, as OpenAI's and
     Ollama's chat APIs do with `stream`: one request per turn instead of two."""
-    sent = await _send(session, infra, chat, avatar, body, idempotency)
-    if "text/event-stream" not in accept or (
-        isinstance(sent, Response) and sent.status_code != 201
-    ):
-        return sent
+    if "text/event-stream" not in accept:
+        return await _send(session, infra, chat, avatar, body, idempotency)
+    # The reply's channel is subscribed to before the send commits: every event of the reply
+    # is then in it, and the stream need not read the reply first.
+    subscriptions = AsyncExitStack()
+    reply_id = uuid.uuid4()
+    live = await subscriptions.enter_async_context(infra.state.subscribe(replies.channel(reply_id)))
+    try:
+        sent = await _send(session, infra, chat, avatar, body, idempotency, reply_id)
+    except BaseException:
+        await subscriptions.aclose()
+        raise
+    if isinstance(sent, Response):
+        # A repeat of an earlier send (its reply has another id), or its refusal.
+        await subscriptions.aclose()
+        if sent.status_code != 201:
+            return sent
+        live = None
     public = MessageSent.model_validate_json(sent.body) if isinstance(sent, Response) else sent
     dub_url = replies.dub_path(API_PREFIX, avatar.id, chat.id, public.response_id)
     await session.close()  # the stream must not hold a pooled connection (see response/stream)
@@ -191,13 +207,33 @@ async def send_message(
         public.response_id,
         dub_url,
         first=replies.sse("sent", public.model_dump(mode="json")),
+        live=live,
     )
     headers = {**_STREAM_HEADERS, **(dict(sent.headers) if isinstance(sent, Response) else {})}
     headers.pop("content-length", None)
     headers.pop("content-type", None)
-    return StreamingResponse(
-        events, status_code=201, media_type="text/event-stream", headers=headers
+    return _StreamThenClose(
+        events,
+        subscriptions,
+        status_code=201,
+        media_type="text/event-stream",
+        headers=headers,
     )
+
+
+class _StreamThenClose(StreamingResponse):
+    """A stream that closes `resources` once the response is over, sent in full or not (a
+    stream whose client left before it began never runs its own cleanup)."""
+
+    def __init__(self, content: AsyncIterator[str], resources: AsyncExitStack, **kwargs: Any):
+        super().__init__(content, **kwargs)
+        self.resources = resources
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.resources.aclose()
 
 
 async def _send(
@@ -207,11 +243,12 @@ async def _send(
     avatar: Avatar,
     body: MessageCreate,
     idempotency: Idempotency | None,
+    reply_id: uuid.UUID | None = None,
 ) -> MessageSent | JSONResponse:
     if idempotency and (earlier := await idempotency.replay(session, body.message)):
         return earlier
     try:
-        return await chats.send(infra, session, avatar, chat, body.message, idempotency)
+        return await chats.send(infra, session, avatar, chat, body.message, idempotency, reply_id)
     except IntegrityError:
         # The same key, sent twice at once: the first one's transaction won.
         await session.rollback()

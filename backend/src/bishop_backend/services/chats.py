@@ -82,11 +82,17 @@ async def send(
     chat: Chat,
     text: str,
     idempotency: Idempotency | None = None,
+    reply_id: uuid.UUID | None = None,
 ) -> MessageSent:
-    """Store the user's message, a pending reply and the request for it, in one transaction."""
+    """Store the user's message, a pending reply (`reply_id`, when the caller chose it) and the
+    request for it, in one transaction."""
     message = Message(chat_id=chat.id, role=MessageRole.USER, text=text)
     reply = Message(
-        chat_id=chat.id, role=MessageRole.AVATAR, reply_to_id=message.id, status=ReplyStatus.PENDING
+        id=reply_id or uuid.uuid4(),
+        chat_id=chat.id,
+        role=MessageRole.AVATAR,
+        reply_to_id=message.id,
+        status=ReplyStatus.PENDING,
     )
     await _request_reply(infra, session, avatar, chat, reply, message)
     session.add_all([message, reply])

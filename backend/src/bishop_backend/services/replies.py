@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from bishop_backend.infra import Infra
@@ -135,14 +136,24 @@ async def _catch_up(
 
 
 async def stream(
-    infra: Infra, reply_id: uuid.UUID, dub_url: str, *, first: str = ""
+    infra: Infra,
+    reply_id: uuid.UUID,
+    dub_url: str,
+    *,
+    first: str = "",
+    live: AsyncIterator[str] | None = None,
 ) -> AsyncIterator[str]:
     """The reply's events; `first`, when given, is sent before them (the `sent` event of a
-    message sent and streamed in one request)."""
+    message sent and streamed in one request). `live`: the reply's channel, subscribed to
+    before the reply was committed (by the caller, who unsubscribes): everything since is in
+    it, so nothing stored needs reading first."""
     if first:
         yield first
-    settings = infra.settings
-    deadline = time.monotonic() + settings.reply_stream_timeout
+    if live is not None:
+        async with aclosing(_follow(infra, reply_id, dub_url, live, _Sent())) as following:
+            async for event in following:
+                yield event
+        return
     sent = _Sent()
     async with infra.state.subscribe(channel(reply_id)) as live:
         # Subscribed first, read second: nothing announced in between is missed.
@@ -151,59 +162,69 @@ async def stream(
             yield event
         if over:
             return
+        async with aclosing(_follow(infra, reply_id, dub_url, live, sent)) as following:
+            async for event in following:
+                yield event
 
-        # A timeout must not cancel the subscription's iterator (that would end it), so a task
-        # moves its messages into a queue, where the server's shutdown is announced too, and
-        # the timeouts apply to the queue: a message wakes the stream in one step.
-        inbox: asyncio.Queue[str | None] = asyncio.Queue()
-        pump = asyncio.create_task(_drain(live, inbox))
-        closing = asyncio.create_task(_announce_closing(infra, inbox))
-        try:
-            while (left := deadline - time.monotonic()) > 0:
-                try:
-                    async with asyncio.timeout(min(left, settings.reply_stream_heartbeat)):
-                        message = await inbox.get()
-                except TimeoutError:
-                    # Quiet for a heartbeat: what is stored is read again, so a notification
-                    # lost after its handler committed delays the stream by a heartbeat at
-                    # most, never until the timeout.
-                    events, over = await _catch_up(infra, reply_id, dub_url, sent)
-                    for event in events:
-                        yield event
-                    if over:
-                        return
-                    yield ": keep-alive\n\n"
+
+async def _follow(
+    infra: Infra, reply_id: uuid.UUID, dub_url: str, live: AsyncIterator[str], sent: _Sent
+) -> AsyncIterator[str]:
+    """The reply's events as they are announced, until its last one or the timeout."""
+    settings = infra.settings
+    deadline = time.monotonic() + settings.reply_stream_timeout
+    # A timeout must not cancel the subscription's iterator (that would end it), so a task
+    # moves its messages into a queue, where the server's shutdown is announced too, and
+    # the timeouts apply to the queue: a message wakes the stream in one step.
+    inbox: asyncio.Queue[str | None] = asyncio.Queue()
+    pump = asyncio.create_task(_drain(live, inbox))
+    closing = asyncio.create_task(_announce_closing(infra, inbox))
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                async with asyncio.timeout(min(left, settings.reply_stream_heartbeat)):
+                    message = await inbox.get()
+            except TimeoutError:
+                # Quiet for a heartbeat: what is stored is read again, so a notification
+                # lost after its handler committed delays the stream by a heartbeat at
+                # most, never until the timeout.
+                events, over = await _catch_up(infra, reply_id, dub_url, sent)
+                for event in events:
+                    yield event
+                if over:
+                    return
+                yield ": keep-alive\n\n"
+                continue
+            if message is None:
+                # The server is going down: the client reconnects to another (or the
+                # restarted) one and resumes from what is stored.
+                yield f"retry: {RECONNECT_MS}\n"
+                yield sse("reconnect", {"reason": "the server is restarting"})
+                return
+            note = json.loads(message)
+            kind = note.pop("type")
+            if kind == "delta":
+                if sent.text or note["index"] in sent.deltas:
                     continue
-                if message is None:
-                    # The server is going down: the client reconnects to another (or the
-                    # restarted) one and resumes from what is stored.
-                    yield f"retry: {RECONNECT_MS}\n"
-                    yield sse("reconnect", {"reason": "the server is restarting"})
-                    return
-                note = json.loads(message)
-                kind = note.pop("type")
-                if kind == "delta":
-                    if sent.text or note["index"] in sent.deltas:
-                        continue
-                    sent.deltas.add(note["index"])
-                elif kind == "text":
-                    if sent.text:
-                        continue
-                    sent.text = True
-                elif kind == "dub_chunk":
-                    if note["index"] in sent.chunks:
-                        continue
-                    sent.chunks.add(note["index"])
-                    note["url"] = f"{dub_url}{note['index']}"
-                elif kind == "dub":
-                    note = {"url": dub_url}
-                yield sse(kind, note)
-                if kind in FINAL:
-                    return
-        finally:
-            pump.cancel()
-            closing.cancel()
-        yield sse("timeout", {"reason": "no reply in time; poll the response endpoint"})
+                sent.deltas.add(note["index"])
+            elif kind == "text":
+                if sent.text:
+                    continue
+                sent.text = True
+            elif kind == "dub_chunk":
+                if note["index"] in sent.chunks:
+                    continue
+                sent.chunks.add(note["index"])
+                note["url"] = f"{dub_url}{note['index']}"
+            elif kind == "dub":
+                note = {"url": dub_url}
+            yield sse(kind, note)
+            if kind in FINAL:
+                return
+    finally:
+        pump.cancel()
+        closing.cancel()
+    yield sse("timeout", {"reason": "no reply in time; poll the response endpoint"})
 
 
 async def _drain(live: AsyncIterator[str], inbox: asyncio.Queue[str | None]) -> None:
