@@ -4,14 +4,14 @@ One turn: HTTP send -> `inference_response` on the bus -> an instant responder p
 `save_response` -> the backend stores the reply -> the `text` event arrives on the SSE stream;
 measured both ways a client can do it: the send, then the reply's stream (two requests), and
 the send with `Accept: text/event-stream` (the reply streams in the same response).
-The baseline is a bare FastAPI endpoint doing the same database writes (two inserts, one
-update) on the same database, timed by the same client, which runs in a process of its own as
-a browser or the browser app would (in the server's process its reads waited behind the
-server's next work, the relay's pass for the voicing after the text was sent). A second bare
-endpoint makes every write a turn makes, in its four transactions (the send with its outbox
-row; the relay's stamp; the answer with its processed-event and outbox rows; the relay's
-stamp), with none of the reads, hops or streams: what is left between it and a turn is the
-orchestration proper.
+The baselines are bare FastAPI endpoints on the same database, with no bus, state or auth: one
+makes the writes the issue measured against (two inserts, one update), the other every write a
+turn makes, in its four transactions (the send with its outbox row; the relay's stamp; the
+answer with its processed-event and outbox rows; the relay's stamp): what is left between it
+and a turn is the orchestration proper.
+Every run is timed by one client, in a process of its own as a browser or the browser app is,
+and the runs take turns in rounds, so that a slower minute of this shared machine slows them
+all alike.
 
     uv run python -m bench.chat_turn --turns 200            # embedded and server mode
     uv run python -m bench.chat_turn --turns 200 --mode embedded
@@ -54,7 +54,10 @@ from tests.conftest import ServerUrls, serve, stack_settings
 from tests.support import servers as srv
 
 
-async def orchestrated_turns(settings: Settings, turns: int, one_request: bool) -> list[float]:
+@asynccontextmanager
+async def bishop(settings: Settings) -> AsyncIterator[tuple[str, list[str], dict[str, str]]]:
+    """Bishop with an instant responder on its bus: the API's address, two chats' message paths
+    and a signed-in user's headers."""
     responder = bus_from_url(settings.bus_url, client_id="bench-responder")
 
     async def answer(event: Event) -> None:
@@ -75,14 +78,15 @@ async def orchestrated_turns(settings: Settings, turns: int, one_request: bool) 
             ).json()
             headers = {"Authorization": f"Bearer {token['access_token']}"}
             avatar = (await client.post("/avatars", json={"name": "Bench"}, headers=headers)).json()
-            chat = (
-                await client.post(
-                    f"/avatars/{avatar['id']}/chat", json={"title": "b"}, headers=headers
-                )
-            ).json()
-            msgs = f"/avatars/{avatar['id']}/chat/{chat['id']}/msgs"
-            how = "send with stream" if one_request else "send, then stream"
-            return await client_process(url + "/api/v1", msgs, headers, turns, how)
+            paths = []
+            for title in ("two requests", "one request"):
+                chat = (
+                    await client.post(
+                        f"/avatars/{avatar['id']}/chat", json={"title": title}, headers=headers
+                    )
+                ).json()
+                paths.append(f"/avatars/{avatar['id']}/chat/{chat['id']}/msgs")
+            yield url + "/api/v1", paths, headers
     finally:
         await responder.stop()
 
@@ -163,18 +167,11 @@ def bare_app(database_url: str, every_write: bool = False) -> FastAPI:
     return app
 
 
-async def bare_turns(database_url: str, turns: int, every_write: bool = False) -> list[float]:
-    async with srv.serve_app(bare_app(database_url, every_write)) as url:
-        return await client_process(url, "/turn", {}, turns, "bare")
-
-
-async def client_process(
-    url: str, path: str, headers: dict[str, str], turns: int, how: str
-) -> list[float]:
-    """The turns' times as a client in a process of its own sees them: in the server's own
-    process, the client's reads waited behind whatever the server did next (the relay's pass
-    for the voicing, after the reply's text was already sent)."""
-    spec = json.dumps({"url": url, "path": path, "headers": headers, "turns": turns, "how": how})
+async def measure(targets: list[dict[str, Any]], turns: int) -> dict[str, list[float]]:
+    """Each target's turn times, as a client in a process of its own sees them: in the
+    server's own process, the client's reads waited behind whatever the server did next (the
+    relay's pass for the voicing, after the reply's text was already sent)."""
+    spec = json.dumps({"targets": targets, "turns": turns})
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.chat_turn", "--client", spec, stdout=asyncio.subprocess.PIPE
     )
@@ -184,33 +181,49 @@ async def client_process(
     return json.loads(out.decode().splitlines()[-1])
 
 
-async def client_turns(spec: dict[str, Any]) -> list[float]:
-    """One client's turns, one after another: a bare POST, or a Bishop turn up to the reply's
-    `text` event (10 warm-up turns are not counted)."""
-    headers, path, how = spec["headers"], spec["path"], spec["how"]
-    streaming = {**headers, "Accept": "text/event-stream"}
-    samples = []
-    async with httpx.AsyncClient(base_url=spec["url"]) as client:
-        for n in range(spec["turns"] + 10):
-            start = time.perf_counter()
-            body = {"message": f"turn {n}"}
-            if how == "bare":
-                (await client.post(path, json=body)).raise_for_status()
-            else:
-                if how == "send with stream":
-                    sending = client.stream("POST", path, json=body, headers=streaming)
-                else:
-                    sent = await client.post(path, json=body, headers=headers)
-                    reply_id = sent.json()["response_id"]
-                    sending = client.stream(
-                        "GET", f"{path}/{reply_id}/response/stream", headers=headers
-                    )
-                async with sending as stream:
-                    async for line in stream.aiter_lines():
-                        if line == "event: text":
-                            break
-            if n >= 10:
-                samples.append(time.perf_counter() - start)
+ROUNDS = 10  # the targets take turns in this many rounds, so a slower minute slows them all
+
+
+async def client_turns(spec: dict[str, Any]) -> dict[str, list[float]]:
+    """Turns one after another, the targets in rounds: a bare POST, or a Bishop turn up to the
+    reply's `text` event (10 warm-up turns each are not counted)."""
+    samples: dict[str, list[float]] = {t["name"]: [] for t in spec["targets"]}
+    clients = {t["name"]: httpx.AsyncClient(base_url=t["url"]) for t in spec["targets"]}
+    counter = 0
+
+    async def turn(target: dict[str, Any]) -> float:
+        nonlocal counter
+        counter += 1
+        client, path, headers = clients[target["name"]], target["path"], target["headers"]
+        start = time.perf_counter()
+        body = {"message": f"turn {counter}"}
+        if target["how"] == "bare":
+            (await client.post(path, json=body)).raise_for_status()
+            return time.perf_counter() - start
+        if target["how"] == "send with stream":
+            streaming = {**headers, "Accept": "text/event-stream"}
+            sending = client.stream("POST", path, json=body, headers=streaming)
+        else:
+            sent = await client.post(path, json=body, headers=headers)
+            reply_id = sent.json()["response_id"]
+            sending = client.stream("GET", f"{path}/{reply_id}/response/stream", headers=headers)
+        async with sending as stream:
+            async for line in stream.aiter_lines():
+                if line == "event: text":
+                    break
+        return time.perf_counter() - start
+
+    try:
+        for target in spec["targets"]:
+            for _ in range(10):
+                await turn(target)
+        for _ in range(ROUNDS):
+            for target in spec["targets"]:
+                for _ in range(spec["turns"] // ROUNDS):
+                    samples[target["name"]].append(await turn(target))
+    finally:
+        for client in clients.values():
+            await client.aclose()
     return samples
 
 
@@ -225,57 +238,68 @@ def summary(name: str, samples: list[float]) -> dict[str, float | str]:
     }
 
 
+def bare_target(name: str, url: str) -> dict[str, Any]:
+    return {"name": name, "url": url, "path": "/turn", "headers": {}, "how": "bare"}
+
+
+def bishop_targets(
+    stack: str, url: str, paths: list[str], headers: dict[str, str]
+) -> list[dict[str, Any]]:
+    return [
+        {"name": f"{stack}: Bishop turn, {how}", "url": url, "path": path, "headers": headers}
+        | {"how": how}
+        for how, path in zip(("send, then stream", "send with stream"), paths, strict=True)
+    ]
+
+
+async def stack_rows(
+    stack: str, bare_urls: tuple[str, str], settings: Settings, turns: int
+) -> list[dict[str, float | str]]:
+    """One stack's runs, measured in the same rounds; the ratio is to the bare endpoint that
+    makes every write of a turn."""
+    async with (
+        srv.serve_app(bare_app(bare_urls[0])) as bare,
+        srv.serve_app(bare_app(bare_urls[1], every_write=True)) as every,
+        bishop(settings) as (url, paths, headers),
+    ):
+        targets = [
+            bare_target(f"{stack}: bare FastAPI, the same writes as the issue's", bare),
+            bare_target(f"{stack}: bare FastAPI, every write of a turn", every),
+            *bishop_targets(stack, url, paths, headers),
+        ]
+        samples = await measure(targets, turns)
+    rows = [summary(name, times) for name, times in samples.items()]
+    every_p50 = float(rows[1]["p50_ms"])
+    return [r | {"ratio": float(r["p50_ms"]) / every_p50} for r in rows]
+
+
 async def main(turns: int, modes: list[str], fetch_wait_ms: int) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if "embedded" in modes:
             settings = stack_settings("embedded", root / "embedded", None)
-            rows.append(
-                summary(
-                    "embedded: bare FastAPI, same SQLite writes",
-                    await bare_turns(f"sqlite+aiosqlite:///{root}/bare.db", turns),
-                )
-            )
-            rows.append(
-                summary(
-                    "embedded: bare FastAPI, every write of a turn",
-                    await bare_turns(f"sqlite+aiosqlite:///{root}/every.db", turns, True),
-                )
-            )
-            for one_request, how in ((False, "send, then stream"), (True, "send with stream")):
-                rows.append(
-                    summary(
-                        f"embedded: Bishop turn, {how} (HTTP -> bus -> SSE)",
-                        await orchestrated_turns(settings, turns, one_request),
-                    )
-                )
+            bare = (f"sqlite+aiosqlite:///{root}/bare.db", f"sqlite+aiosqlite:///{root}/every.db")
+            rows += await stack_rows("embedded", bare, settings, turns)
         if "servers" in modes:
             with srv.kafka() as bootstrap, srv.s3(root) as s3_url:
                 urls = ServerUrls(kafka=bootstrap, s3=s3_url, redis=srv.redis_url())
                 database_url, name = await srv.create_postgres_database()
                 try:
-                    bare = await bare_turns(database_url, turns)
-                    rows.append(summary("servers: bare FastAPI, same Postgres writes", bare))
-                    every = await bare_turns(database_url, turns, every_write=True)
-                    rows.append(summary("servers: bare FastAPI, every write of a turn", every))
                     settings = stack_settings("servers", root / "servers", urls, database_url)
                     settings.bus_url = settings.bus_url.replace(
                         "fetch_max_wait_ms=10", f"fetch_max_wait_ms={fetch_wait_ms}"
                     )
-                    for one_request, how in (
-                        (False, "send, then stream"),
-                        (True, "send with stream"),
-                    ):
-                        bishop = await orchestrated_turns(settings, turns, one_request)
-                        rows.append(
-                            summary(f"servers: Bishop turn, {how} (HTTP -> Kafka -> SSE)", bishop)
-                        )
+                    bare = (database_url, database_url)
+                    rows += await stack_rows("servers", bare, settings, turns)
                 finally:
                     await srv.drop_postgres_database(name)
-    print("| run | turns | p50 ms | p95 ms |\n|---|---|---|---|")
+    print("| run | turns | p50 ms | p95 ms | p50 / every write |\n|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['run']} | {r['turns']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} |")
+        print(
+            f"| {r['run']} | {r['turns']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} "
+            f"| {r['ratio']:.2f} |"
+        )
     print(json.dumps(rows))
 
 
