@@ -6,6 +6,7 @@ import httpx
 from bishop_contracts import events as ev
 from bishop_contracts.topics import Topic
 from bishop_infra.bus import bus_from_url
+from bishop_infra.state import state_from_url
 
 from tests import factories
 from tests.conftest import Stack, serve, stack_settings
@@ -114,7 +115,8 @@ async def test_a_message_sent_with_accept_event_stream_streams_its_reply_in_the_
 async def test_a_reply_answered_at_once_reaches_the_stream_it_was_sent_with(tmp_path: Any) -> None:
     """The reply's channel is subscribed to before the send commits, and the stream reads
     nothing stored first: an answer that comes before the response has even begun streaming
-    (an instant responder on the in-process bus) must still be in it, turn after turn."""
+    (an instant responder on the in-process bus) must still be in it, turn after turn; and
+    every subscription is given up when its response ends."""
     settings = stack_settings("embedded", tmp_path, None)
     # No heartbeat within a turn's time: its re-read of the stored reply would hide a miss.
     settings.reply_stream_heartbeat = 60.0
@@ -145,5 +147,19 @@ async def test_a_reply_answered_at_once_reaches_the_stream_it_was_sent_with(tmp_
                     )
                 assert [kind for kind, _ in events] == ["sent", "text"]
                 assert events[1][1]["text"] == f"ход {n}"[::-1]
+            keyed = {**headers, "Idempotency-Key": f"again-{uuid.uuid4()}"}
+            first, again = [
+                await read_events(
+                    client, msgs, keyed, send={"message": "ещё"}, status=201, until="text"
+                )
+                for _ in range(2)
+            ]
+            assert again[:2] == first[:2]  # the repeat streams the same reply, read from storage
+            # Every subscription is given up once its response is over (the client left each
+            # stream after its text): none is left behind by the send's early subscribing.
+            channels = state_from_url(settings.state_url)._channels  # type: ignore[attr-defined]
+            async with asyncio.timeout(10):
+                while channels:
+                    await asyncio.sleep(0.05)
     finally:
         await responder.stop()

@@ -8,10 +8,10 @@ from bishop_infra.storage import Storage
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.exc import IntegrityError
-from starlette.types import Receive, Scope, Send
 
 from bishop_backend.api.deps import (
     API_PREFIX,
+    AfterResponse,
     IdempotencyDep,
     InfraDep,
     OwnedAvatar,
@@ -175,6 +175,7 @@ async def send_message(
     avatar: OwnedAvatar,
     body: MessageCreate,
     idempotency: IdempotencyDep,
+    after: AfterResponse,
     accept: Annotated[str, Header()] = "",
 ) -> MessageSent | Response:
     """Send a message; the reply is generated in the background (see `response/stream`).
@@ -185,17 +186,15 @@ async def send_message(
         return await _send(session, infra, chat, avatar, body, idempotency)
     # The reply's channel is subscribed to before the send commits: every event of the reply
     # is then in it, and the stream need not read the reply first.
-    subscriptions = AsyncExitStack()
+    channel = AsyncExitStack()
+    await after.enter_async_context(channel)
     reply_id = uuid.uuid4()
-    live = await subscriptions.enter_async_context(infra.state.subscribe(replies.channel(reply_id)))
-    try:
-        sent = await _send(session, infra, chat, avatar, body, idempotency, reply_id)
-    except BaseException:
-        await subscriptions.aclose()
-        raise
+    subscribing = infra.state.subscribe(replies.channel(reply_id))
+    live: AsyncIterator[str] | None = await channel.enter_async_context(subscribing)
+    sent = await _send(session, infra, chat, avatar, body, idempotency, reply_id)
     if isinstance(sent, Response):
         # A repeat of an earlier send (its reply has another id), or its refusal.
-        await subscriptions.aclose()
+        await channel.aclose()
         if sent.status_code != 201:
             return sent
         live = None
@@ -209,31 +208,14 @@ async def send_message(
         first=replies.sse("sent", public.model_dump(mode="json")),
         live=live,
     )
+    # The stream ends before its channel does: its reader must stop before the channel closes.
+    channel.push_async_callback(events.aclose)
     headers = {**_STREAM_HEADERS, **(dict(sent.headers) if isinstance(sent, Response) else {})}
     headers.pop("content-length", None)
     headers.pop("content-type", None)
-    return _StreamThenClose(
-        events,
-        subscriptions,
-        status_code=201,
-        media_type="text/event-stream",
-        headers=headers,
+    return StreamingResponse(
+        events, status_code=201, media_type="text/event-stream", headers=headers
     )
-
-
-class _StreamThenClose(StreamingResponse):
-    """A stream that closes `resources` once the response is over, sent in full or not (a
-    stream whose client left before it began never runs its own cleanup)."""
-
-    def __init__(self, content: AsyncIterator[str], resources: AsyncExitStack, **kwargs: Any):
-        super().__init__(content, **kwargs)
-        self.resources = resources
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self.resources.aclose()
 
 
 async def _send(

@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
@@ -44,6 +45,16 @@ async def get_session(infra: InfraDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_after_response() -> AsyncIterator[AsyncExitStack]:
+    """What the route opens for its response, closed once the response is over: sent in full,
+    cut off, or never begun."""
+    async with AsyncExitStack() as resources:
+        yield resources
+
+
+AfterResponse = Annotated[AsyncExitStack, Depends(get_after_response)]
 TokenDep = Annotated[
     str, Depends(OAuth2PasswordBearer(tokenUrl=f"{API_PREFIX}/login/access-token"))
 ]
@@ -60,9 +71,9 @@ async def get_access_token(infra: InfraDep, token: TokenDep) -> AccessToken:
 CurrentToken = Annotated[AccessToken, Depends(get_access_token)]
 
 
-# Every authenticated request runs these, so they are built once, with parameters (building
-# a statement cost about 0.1 ms).
-# One round trip: the user and whether this token was signed out.
+# Built once, with parameters (building a statement cost about 0.1 ms): every authenticated
+# request checks its user, every chat route its chat. The user's check is one round trip: the
+# user and whether this token was signed out.
 _USER = (
     select(User, col(RevokedToken.token_id))
     .outerjoin(RevokedToken, col(RevokedToken.token_id) == bindparam("token"))

@@ -3,12 +3,13 @@
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from bishop_contracts.events import InferenceResponse, Persona, ResponseCancel, SoundInference, Turn
 from bishop_contracts.layout import compressed_dub_key
 from bishop_contracts.text import clean_generated
 from bishop_contracts.topics import Topic
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, inspect
 from sqlalchemy.orm import aliased
 from sqlmodel import case, col, exists, func, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -84,8 +85,7 @@ async def send(
     idempotency: Idempotency | None = None,
     reply_id: uuid.UUID | None = None,
 ) -> MessageSent:
-    """Store the user's message, a pending reply (`reply_id`, when the caller chose it) and the
-    request for it, in one transaction."""
+    """Store the user's message, a pending reply (`reply_id`) and its request, in one go."""
     message = Message(chat_id=chat.id, role=MessageRole.USER, text=text)
     reply = Message(
         id=reply_id or uuid.uuid4(),
@@ -206,6 +206,7 @@ async def _request_reply(
 _newer = aliased(Message)
 _asked_of = aliased(Message)
 _position = func.coalesce(_asked_of.created_at, Message.created_at)
+_NO_CUTOFF = datetime.max.replace(tzinfo=UTC)
 _RECENT_TURNS = (
     select(Message.role, Message.text)
     .outerjoin(_asked_of, col(_asked_of.id) == col(Message.reply_to_id))
@@ -237,11 +238,14 @@ async def _recent_turns(
     reply per message: its newest alternative (columns only: building a row object for each
     cost more than the rest of the send). A reply stands where its message does: an
     alternative regenerated later still answers the message it answers."""
+    # A message being sent is asked with the whole chat (its own clock must not cut the turns
+    # of a replica whose clock is ahead); one asked again, with the chat as it was then.
+    asked_at = question.created_at if inspect(question).persistent else _NO_CUTOFF
     params = {
         "chat": chat.id,
         "reply": reply,
         "question": question.id,
-        "asked_at": question.created_at,
+        "asked_at": asked_at,
         "limit": limit,
     }
     rows = (await session.exec(_RECENT_TURNS, params=params)).all()

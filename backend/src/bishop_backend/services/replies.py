@@ -2,7 +2,8 @@
 for a reply the user stopped, `stopped` with the text it keeps).
 
 Handlers of worker events `notify` a per-reply channel in the shared state; a stream subscribes
-first and reads what is stored second, so it misses nothing and skips what it already sent.
+first and reads what is stored second, so it misses nothing and skips what it already sent (a
+stream whose channel was subscribed to before its reply existed has nothing stored to read).
 """
 
 import asyncio
@@ -10,7 +11,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
@@ -142,11 +143,9 @@ async def stream(
     *,
     first: str = "",
     live: AsyncIterator[str] | None = None,
-) -> AsyncIterator[str]:
-    """The reply's events; `first`, when given, is sent before them (the `sent` event of a
-    message sent and streamed in one request). `live`: the reply's channel, subscribed to
-    before the reply was committed (by the caller, who unsubscribes): everything since is in
-    it, so nothing stored needs reading first."""
+) -> AsyncGenerator[str]:
+    """The reply's events, after `first` if given; `live`: its channel, subscribed to before
+    the reply was created (and closed by the caller)."""
     if first:
         yield first
     if live is not None:

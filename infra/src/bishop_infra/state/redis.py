@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from redis.asyncio import Redis
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisError
 
 from bishop_infra.state.base import LockTimeout, State
 
@@ -62,7 +62,6 @@ class RedisState(State):
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[str]]:
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self._k(channel))
 
         async def messages() -> AsyncIterator[str]:
             async for item in pubsub.listen():
@@ -70,9 +69,13 @@ class RedisState(State):
                     yield item["data"].decode()
 
         try:
+            await pubsub.subscribe(self._k(channel))
             yield messages()
         finally:
-            await pubsub.unsubscribe()
+            # Closing gives the connection back whatever became of it (an unsubscribe on a
+            # broken one would raise and keep it out of the pool).
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.unsubscribe()
             await pubsub.aclose()
 
     async def close(self) -> None:
