@@ -208,12 +208,14 @@ async def test_rejected_upload_and_another_users_avatar(page, app: App, tmp_path
 
 async def test_phone_width_and_keyboard_only(browser, app: App) -> None:  # type: ignore[no-untyped-def]
     email = f"phone-{uuid.uuid4().hex[:8]}@example.com"
-    async with httpx.AsyncClient(base_url=app.api + "/api/v1") as api:
-        await api.post("/users/signup", json={"email": email, "password": PASSWORD})
+    async with httpx.AsyncClient(base_url=app.api + "/api/v1", timeout=60) as api:
+        signed_up = await api.post("/users/signup", json={"email": email, "password": PASSWORD})
+    assert signed_up.status_code == 201, signed_up.text
     context = await browser.new_context(base_url=app.url, viewport={"width": 375, "height": 740})
     page = await context.new_page()
     await page.goto("/login")
-    await page.keyboard.type(email)  # the email field has focus on arrival
+    await expect(page.locator("#email")).to_be_focused()  # the email field has focus on arrival
+    await page.keyboard.type(email)
     await page.keyboard.press("Tab")
     await page.keyboard.type(PASSWORD)
     await page.keyboard.press("Enter")
