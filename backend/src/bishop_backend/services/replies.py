@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing
+from contextlib import AsyncExitStack, aclosing
 from typing import Any
 
 from bishop_backend.infra import Infra
@@ -148,19 +148,16 @@ async def stream(
     the reply was created (and closed by the caller)."""
     if first:
         yield first
-    if live is not None:
-        async with aclosing(_follow(infra, reply_id, dub_url, live, _Sent())) as following:
-            async for event in following:
-                yield event
-        return
     sent = _Sent()
-    async with infra.state.subscribe(channel(reply_id)) as live:
-        # Subscribed first, read second: nothing announced in between is missed.
-        events, over = await _catch_up(infra, reply_id, dub_url, sent)
-        for event in events:
-            yield event
-        if over:
-            return
+    async with AsyncExitStack() as subscription:
+        if live is None:
+            live = await subscription.enter_async_context(infra.state.subscribe(channel(reply_id)))
+            # Subscribed first, read second: nothing announced in between is missed.
+            events, over = await _catch_up(infra, reply_id, dub_url, sent)
+            for event in events:
+                yield event
+            if over:
+                return
         async with aclosing(_follow(infra, reply_id, dub_url, live, sent)) as following:
             async for event in following:
                 yield event
@@ -168,7 +165,7 @@ async def stream(
 
 async def _follow(
     infra: Infra, reply_id: uuid.UUID, dub_url: str, live: AsyncIterator[str], sent: _Sent
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str]:
     """The reply's events as they are announced, until its last one or the timeout."""
     settings = infra.settings
     deadline = time.monotonic() + settings.reply_stream_timeout
