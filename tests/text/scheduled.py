@@ -17,7 +17,7 @@ def scheduler_for(
     max_batch: int = 8,
     prefill_tokens: int = 16_384,
 ) -> GenerationScheduler:
-    def select(turns: list[Turn], in_use: set[str], busy: set[int]) -> tuple[Runner, list[int]]:
+    def select(turns: list[Turn], in_use: set[str]) -> tuple[Runner, list[int]]:
         ids = tokenizer(prompt(turns), add_special_tokens=False)["input_ids"]
         return Runner(tokenizer, model, None), ids
 

@@ -72,7 +72,7 @@ def test_the_engine_streams_clean_pieces_that_add_up(byte_tokenizer: Any, tmp_pa
 
 def test_the_demo_model_streams_clean_text(tmp_path: Path) -> None:
     """The untrained demo model samples bytes at random: the case that lost replies."""
-    runner = _engine(tmp_path)._select(Version(None, None, "base"), set(), set())
+    runner = _engine(tmp_path)._select(Version(None, None, "base"), set())
     recording = Recording(runner.model)
     scheduler = scheduler_for(runner.tokenizer, recording, temperature=1.0, max_new_tokens=80)
     torch.manual_seed(0)

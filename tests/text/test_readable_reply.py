@@ -116,7 +116,7 @@ def _empty_before_budget(tmp_path: Path, samples: int) -> int:
     """Replies that ended empty before their budget of 8 tokens (an empty reply at the budget
     is a model that wrote nothing readable at all, which the hold cannot help)."""
     engine = Engine(TextSettings(_env_file=None, profile="demo", cache_dir=tmp_path, device="cpu"))
-    runner = engine._select(Version(None, None, "base"), set(), set())
+    runner = engine._select(Version(None, None, "base"), set())
     # The end token made likelier at every step, so that junk-then-end replies are common.
     biased = Biased(runner.model, runner.tokenizer.eos_token_id, 3.0)
     sampled = scheduler_for(runner.tokenizer, biased, max_new_tokens=8, temperature=0.7)

@@ -140,8 +140,8 @@ async def test_adapters_are_cached_and_evicted(
         await worker.storage.put_bytes(key, _tar(folder), "application/x-tar")
         request = ev.InferenceResponse(message_id=uuid.uuid4(), text="вопрос", adapter_url=key)
         await worker.reply(request)
-    model = worker.engine._base[1]  # type: ignore[index]
-    assert len(model.peft_config) == 1  # the older adapter was unloaded from the shared base
+    adapters = worker.engine._base[2]  # type: ignore[index]
+    assert len(adapters) == 1  # the older adapter was unloaded from the shared base
 
 
 async def test_generation_failure_is_reported(worker: TextWorker) -> None:

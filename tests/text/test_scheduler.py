@@ -111,7 +111,7 @@ def test_replies_that_arrive_together_are_prefilled_in_one_pass_each_as_it_would
     from tests.text.scheduled import Recording, prefill, reply, scheduler_for
 
     engine = _engine(tiny_base, tmp_path)
-    runner = engine._select(Version(None, None, "base"), set(), set())
+    runner = engine._select(Version(None, None, "base"), set())
 
     class Gated(Recording):
         """Holds its first prefill until the others have arrived; counts each prefill's rows."""
@@ -169,7 +169,7 @@ def test_a_prefill_that_cannot_even_be_built_fails_its_replies_instead_of_hangin
     from tests.text.scheduled import reply, scheduler_for
 
     engine = _engine(tiny_base, tmp_path)
-    runner = engine._select(Version(None, None, "base"), set(), set())
+    runner = engine._select(Version(None, None, "base"), set())
 
     class BrokenPad:
         def __init__(self, tokenizer: Any) -> None:
@@ -274,7 +274,7 @@ def test_a_model_that_fails_mid_reply_fails_its_replies_and_the_next_one_is_serv
     from tests.text.scheduled import Recording, reply, scheduler_for
 
     engine = _engine(tiny_base, tmp_path)
-    runner = engine._select(Version(None, None, "base"), set(), set())
+    runner = engine._select(Version(None, None, "base"), set())
 
     class Breaks(Recording):
         def __call__(self, **kwargs: Any) -> Any:

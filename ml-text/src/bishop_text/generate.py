@@ -1,10 +1,11 @@
 """Replies: persona + retrieved passages + history, generated with the avatar's active version
 and streamed piece by piece.
 
-One base model is loaded once and LoRA adapters are attached to it by name (an LRU of them),
-so each cached adapter costs its own few megabytes, not another base model. Demo versions are
-whole tiny models, cached the same way. Replies in flight are generated together by the
-generation scheduler (`scheduler.py`), which owns the models while it runs.
+One base model is loaded once and LoRA adapters are loaded onto it by name (an LRU of them,
+`batched_lora.py`), so each cached adapter costs its own few megabytes, not another base
+model. Demo versions are whole tiny models, cached the same way. Replies in flight are
+generated together by the generation scheduler (`scheduler.py`), which owns the models while
+it runs.
 """
 
 import hashlib
@@ -23,16 +24,11 @@ from typing import Any
 from bishop_contracts.events import InferenceResponse
 from bishop_contracts.text import clean_generated
 
+from bishop_text.batched_lora import AdapterSlots
 from bishop_text.chat_format import Turn, fit, prompt
 from bishop_text.models import demo_base
 from bishop_text.retrieval import Passage
-from bishop_text.scheduler import (
-    BASE_ADAPTER,
-    GenerationScheduler,
-    NotNow,
-    Runner,
-    Sampling,
-)
+from bishop_text.scheduler import GenerationScheduler, Runner, Sampling
 from bishop_text.settings import TextSettings
 from bishop_text.train import ARTIFACT_FILE
 
@@ -51,8 +47,7 @@ class Version:
 class Engine:
     def __init__(self, settings: TextSettings) -> None:
         self.settings = settings
-        self._base: tuple[Any, Any] | None = None
-        self._adapters: OrderedDict[str, None] = OrderedDict()
+        self._base: tuple[Any, Any, AdapterSlots] | None = None
         self._full: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
         self.scheduler = GenerationScheduler(
             self._runner,
@@ -107,51 +102,29 @@ class Engine:
         return self.scheduler.cancel(reply_id)
 
     def _runner(
-        self, payload: tuple[Version, list[Turn]], in_use: set[str], busy: set[int]
+        self, payload: tuple[Version, list[Turn]], in_use: set[str]
     ) -> tuple[Runner, list[int]]:
         """Called by the scheduler, on its thread: what generates this reply, and its prompt."""
         version, turns = payload
-        runner = self._select(version, in_use, busy)
+        runner = self._select(version, in_use)
         budget = self.settings.context_tokens - self.settings.max_new_tokens
         return runner, _fit(runner.tokenizer, turns, budget)[0].tolist()
 
-    def _select(self, version: Version, in_use: set[str], busy: set[int]) -> Runner:
+    def _select(self, version: Version, in_use: set[str]) -> Runner:
         if version.kind == "full" or (version.kind == "base" and self.settings.profile == "demo"):
             folder = version.folder or demo_base(self.settings.resolved_cache_dir / "demo-base")
             return Runner(*self._full_model(str(folder), folder), adapter=None)
-        tokenizer, model = self._base_model()
-        wrapped = hasattr(model, "peft_config")
+        tokenizer, model, adapters = self._base_model()
         if version.kind == "base":
-            return Runner(tokenizer, model, BASE_ADAPTER if wrapped else None)
+            return Runner(tokenizer, model, None, adapters)
         name = hashlib.sha256(str(version.key).encode()).hexdigest()[:16]
-        if name not in self._adapters:
-            if not wrapped and id(model) in busy:
-                # peft puts the first adapter's layers into the base model itself: the base
-                # replies running on it now would go through them.
-                raise NotNow
-            model = self._attach(model, name, version.folder, in_use)
-        self._adapters.move_to_end(name)
-        return Runner(tokenizer, model, name)
+        if name not in adapters:
+            assert version.folder is not None
+            adapters.load(name, version.folder, keep=in_use)
+        adapters.touch(name)
+        return Runner(tokenizer, model, name, adapters)
 
-    def _attach(self, model: Any, name: str, folder: Path | None, in_use: set[str]) -> Any:
-        from peft import PeftModel
-
-        if hasattr(model, "load_adapter") and hasattr(model, "peft_config"):
-            model.load_adapter(str(folder), adapter_name=name)
-        else:
-            model = PeftModel.from_pretrained(model, str(folder), adapter_name=name)
-            self._base = (self._base[0], model)  # type: ignore[index]
-        model.eval()
-        self._adapters[name] = None
-        # The least recently used adapters go, but never one a reply in flight uses.
-        for evicted in [a for a in self._adapters if a not in in_use and a != name]:
-            if len(self._adapters) <= self.settings.adapter_cache_size:
-                break
-            del self._adapters[evicted]
-            model.delete_adapter(evicted)
-        return model
-
-    def _base_model(self) -> tuple[Any, Any]:
+    def _base_model(self) -> tuple[Any, Any, AdapterSlots]:
         if self._base is None:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -159,7 +132,7 @@ class Engine:
             tokenizer = AutoTokenizer.from_pretrained(name)
             model = AutoModelForCausalLM.from_pretrained(name).to(self._device())
             model.eval()
-            self._base = (tokenizer, model)
+            self._base = (tokenizer, model, AdapterSlots(model, self.settings.adapter_cache_size))
             log.info("base model %s loaded", name)
         return self._base
 

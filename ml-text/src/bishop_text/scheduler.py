@@ -6,7 +6,7 @@ batching, as vLLM and TGI do): the replies that arrived since the last step are 
 together (left-padded to the longest prompt), then their key/value caches are left-padded and
 stacked onto the running batch of the same model, each row with its own position ids and
 attention mask. Replies for different avatars on one base model share a batch, each through its
-own LoRA adapter (peft's mixed-adapter batches, `adapter_names`; `__base__` is no adapter).
+own LoRA adapter (`batched_lora.py`) or none.
 Whole models (the demo profile's versions) each have a batch of their own, and the batches take
 steps in turn. A cancelled reply stops at the next step. Nothing here holds a lock around a
 reply: the callers only wait on their own queue of pieces.
@@ -19,6 +19,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,8 +27,6 @@ from bishop_contracts.text import clean_generated
 
 log = logging.getLogger("bishop.text")
 
-# peft's name for "no adapter" in a mixed-adapter batch.
-BASE_ADAPTER = "__base__"
 # Tokens decoded to tell whether a reply has readable text yet: a character's four bytes, with
 # room for skipped special tokens (UTF-8 resynchronises at every character).
 READABLE_WINDOW = 8
@@ -43,11 +42,6 @@ class ReplyCancelled(Exception):
     """The reply was cancelled (stopped by its user) before it was complete."""
 
 
-class NotNow(Exception):
-    """Raised by a selector: this request can start only once the running batches end (it
-    would change a model they are using)."""
-
-
 @dataclass(frozen=True)
 class Sampling:
     max_new_tokens: int
@@ -58,18 +52,18 @@ class Sampling:
 
 @dataclass(frozen=True)
 class Runner:
-    """What generates a reply: the tokenizer, the model to call and the adapter to use
-    (None: a model without adapters)."""
+    """What generates a reply: the tokenizer, the model to call, and the adapter to use (None:
+    none) among the model's `adapters` (an `AdapterSlots`; None: a model without adapters)."""
 
     tokenizer: Any
     model: Any
     adapter: str | None
+    adapters: Any = None
 
 
 class Selector(Protocol):
-    def __call__(self, request: Any, in_use: set[str], busy: set[int]) -> tuple[Runner, list[int]]:
-        """The runner and the prompt ids for `request`. Adapters in `in_use` must stay, and
-        models whose `id` is in `busy` must not change (raise NotNow)."""
+    def __call__(self, request: Any, in_use: set[str]) -> tuple[Runner, list[int]]:
+        """The runner and the prompt ids for `request`. Adapters in `in_use` must stay."""
         ...
 
 
@@ -312,19 +306,13 @@ class GenerationScheduler:
         return {row.runner.adapter for row in rows if row.runner.adapter}
 
     def _choose_runner(self, request: _Request, chosen: list[_Row]) -> _Row | None:
-        """The request's row, with its runner and prompt (None: it ended, or waits)."""
+        """The request's row, with its runner and prompt (None: it ended)."""
         if request.cancelled.is_set():
             request.cut_short = True
             self._end(request)
             return None
-        # Models of rows in flight, or about to be prefilled, must not change under them.
-        busy = {id(batch.model) for batch in self._batches.values() if batch.rows}
-        busy |= {id(row.runner.model) for row in chosen}
         try:
-            runner, prompt = self.select(request.payload, self._in_use(chosen), busy)
-        except NotNow:
-            self._waiting.append(request)
-            return None
+            runner, prompt = self.select(request.payload, self._in_use(chosen))
         except BaseException as exc:
             request.error = exc
             self._end(request)
@@ -359,17 +347,17 @@ class GenerationScheduler:
                 [[0] * (length - row.position) + [1] * row.position for row in rows],
                 device=model.device,
             )
-            out = model(
-                input_ids=torch.tensor(ids, device=model.device),
-                attention_mask=mask,
-                position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                past_key_values=DynamicCache(config=_config(model)),
-                use_cache=True,
-                # Only the last position's scores are read: the prompts' other positions
-                # would cost rows x length x vocabulary floats.
-                logits_to_keep=1,
-                **_adapters(runner, [row.runner.adapter for row in rows]),
-            )
+            with _adapters(rows):
+                out = model(
+                    input_ids=torch.tensor(ids, device=model.device),
+                    attention_mask=mask,
+                    position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                    past_key_values=DynamicCache(config=model.config),
+                    use_cache=True,
+                    # Only the last position's scores are read: the prompts' other positions
+                    # would cost rows x length x vocabulary floats.
+                    logits_to_keep=1,
+                )
             for row, token in zip(rows, self._choose(rows, out.logits[:, -1]), strict=True):
                 self._take(row, token)
             batch = self._batches.setdefault(id(model), _Batch(model))
@@ -393,14 +381,16 @@ class GenerationScheduler:
         try:
             ones = torch.ones(len(rows), 1, dtype=batch.mask.dtype, device=batch.mask.device)
             mask = torch.cat([batch.mask, ones], dim=1)
-            out = model(
-                input_ids=torch.tensor([[row.tokens[-1]] for row in rows], device=model.device),
-                attention_mask=mask,
-                position_ids=torch.tensor([[row.position] for row in rows], device=model.device),
-                past_key_values=batch.cache,
-                use_cache=True,
-                **_adapters(rows[0].runner, [row.runner.adapter for row in rows]),
-            )
+            ids = torch.tensor([[row.tokens[-1]] for row in rows], device=model.device)
+            positions = torch.tensor([[row.position] for row in rows], device=model.device)
+            with _adapters(rows):
+                out = model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    past_key_values=batch.cache,
+                    use_cache=True,
+                )
         except BaseException as exc:
             log.exception("a generation step failed for %d replies", len(rows))
             for row in rows:
@@ -477,10 +467,9 @@ def readable(tokenizer: Any, tokens: list[int]) -> bool:
     return bool(clean_generated(text).strip())
 
 
-def _adapters(runner: Runner, names: list[str | None]) -> dict[str, Any]:
-    return {} if runner.adapter is None else {"adapter_names": names}
-
-
-def _config(model: Any) -> Any:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return base.config
+def _adapters(rows: list[_Row]) -> AbstractContextManager[None]:
+    """Each row through its own adapter, for the passes inside."""
+    adapters = rows[0].runner.adapters
+    if adapters is None:
+        return nullcontext()
+    return adapters.selected([row.runner.adapter for row in rows])
