@@ -287,6 +287,27 @@ async def test_an_earlier_messages_new_alternative_stays_in_its_place(
     assert q1 and r1
 
 
+async def test_a_long_chat_is_asked_with_its_last_messages_oldest_first(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    """Eleven exchanges and the last reply regenerated: the next message is asked with the
+    chat's last 20 messages (`BISHOP_CHAT_HISTORY_TURNS`), each message with its newest reply."""
+    assert stack.settings.chat_history_turns == 20
+    headers = await factories.user(client)
+    msgs = await _chat(client, headers)
+    for i in range(11):
+        _, last = await _exchange(client, stack, headers, msgs, f"Вопрос {i}", f"Ответ {i}")
+    again = (await client.post(f"{msgs}/{last}/response/regenerate", headers=headers)).json()
+    await _answer(client, stack, headers, msgs, again["id"], "Ответ 10, снова")
+    sent = (await client.post(msgs, json={"message": "Вопрос 11"}, headers=headers)).json()
+    request = await _request_of(stack, sent["response_id"])
+    expected = [
+        (r, f"{w} {i}") for i in range(1, 11) for r, w in (("user", "Вопрос"), ("avatar", "Ответ"))
+    ]
+    expected[-1] = ("avatar", "Ответ 10, снова")
+    assert [(t.role, t.text) for t in request.history] == expected
+
+
 async def test_a_voice_that_arrives_for_a_deleted_reply_is_deleted(
     client: httpx.AsyncClient, stack: Stack
 ) -> None:

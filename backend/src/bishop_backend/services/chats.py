@@ -11,7 +11,7 @@ from bishop_contracts.text import clean_generated
 from bishop_contracts.topics import Topic
 from sqlalchemy import bindparam, inspect
 from sqlalchemy.orm import aliased
-from sqlmodel import case, col, exists, func, or_, select
+from sqlmodel import case, col, exists, or_, select, union_all
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bishop_backend.errors import Conflict, NotFound
@@ -203,21 +203,36 @@ async def _request_reply(
 
 # The statements of every chat turn are built once (with parameters): building them cost
 # 0.1 ms each, and the history's two aliases of `message` 2 ms.
-_newer = aliased(Message)
-_asked_of = aliased(Message)
-_position = func.coalesce(_asked_of.created_at, Message.created_at)
 _NO_CUTOFF = datetime.max.replace(tzinfo=UTC)
-_RECENT_TURNS = (
-    select(Message.role, Message.text)
-    .outerjoin(_asked_of, col(_asked_of.id) == col(Message.reply_to_id))
+# The history is read from the chat's newest turns back, never the whole chat: a turn is a
+# message that answers none (a user's message, or the greeting) with its newest ready reply, and
+# a reply stands where its message does. The newest `limit` of those turns hold the last `limit`
+# messages, and the index on (chat, time) finds them without reading older ones (reading the
+# whole chat cost 2.8 ms a send at 1,000 turns and 11.5 ms at 4,000).
+_turns = (
+    select(col(Message.id).label("turn"), col(Message.created_at).label("position"))
     .where(
         Message.chat_id == bindparam("chat"),
+        col(Message.reply_to_id).is_(None),
+        Message.status == ReplyStatus.READY,
+        Message.id != bindparam("question"),
+        # A regenerated reply to an earlier message is asked with the chat as it was then.
+        Message.created_at < bindparam("asked_at"),
+    )
+    .order_by(col(Message.created_at).desc())
+    .limit(bindparam("limit"))
+    .cte("turns")
+)
+_newer = aliased(Message)
+_turn_messages = union_all(
+    select(Message.role, Message.text, _turns.c.position).join(
+        _turns, col(Message.id) == _turns.c.turn
+    ),
+    select(Message.role, Message.text, _turns.c.position)
+    .join(_turns, col(Message.reply_to_id) == _turns.c.turn)
+    .where(
         Message.status == ReplyStatus.READY,
         Message.id != bindparam("reply"),
-        Message.id != bindparam("question"),
-        or_(col(Message.reply_to_id).is_(None), Message.reply_to_id != bindparam("question")),
-        # A regenerated reply to an earlier message is asked with the chat as it was then.
-        _position < bindparam("asked_at"),
         ~exists()
         .where(
             _newer.reply_to_id == Message.reply_to_id,
@@ -225,8 +240,14 @@ _RECENT_TURNS = (
             _newer.created_at > Message.created_at,
         )
         .correlate(Message),
+    ),
+).subquery()
+_RECENT_TURNS = (
+    select(_turn_messages.c.role, _turn_messages.c.text)
+    .order_by(
+        _turn_messages.c.position.desc(),
+        case((_turn_messages.c.role == MessageRole.USER, 0), else_=1).desc(),
     )
-    .order_by(_position.desc(), case((Message.role == MessageRole.USER, 0), else_=1).desc())
     .limit(bindparam("limit"))
 )
 
