@@ -110,6 +110,16 @@ def test_adapters_that_cannot_be_served_in_batches_are_refused(
     dora = _adapter(tiny_base, tmp_path / "dora", 1, r=4, target_modules=["q_proj"], use_dora=True)
     with pytest.raises(ValueError, match="only plain LoRA"):
         slots.load("dora", dora, keep=set())
+    patterned = _adapter(
+        tiny_base,
+        tmp_path / "patterned",
+        1,
+        r=4,
+        target_modules=["q_proj"],
+        alpha_pattern={"q_proj": 16},
+    )
+    with pytest.raises(ValueError, match="only plain LoRA"):
+        slots.load("patterned", patterned, keep=set())
     other = tmp_path / "other-base"
     config = LlamaConfig(
         vocab_size=100,

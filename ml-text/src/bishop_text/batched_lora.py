@@ -52,7 +52,9 @@ class AdapterSlots:
         from safetensors.torch import load_file
 
         config = json.loads((folder / "adapter_config.json").read_text())
-        if config.get("peft_type", "LORA") != "LORA" or config.get("use_dora"):
+        plain = config.get("peft_type", "LORA") == "LORA" and not config.get("use_dora")
+        # Per-layer ranks or scalings would need a scaling per layer: our training sets none.
+        if not plain or config.get("rank_pattern") or config.get("alpha_pattern"):
             raise ValueError(f"{folder.name}: only plain LoRA adapters can be served in batches")
         rank = int(config["r"])
         alpha = float(config["lora_alpha"])
@@ -63,7 +65,7 @@ class AdapterSlots:
             if part not in ("A.weight", "B.weight"):
                 raise ValueError(f"{folder.name}: {key} is not a LoRA matrix of a linear layer")
             pairs.setdefault(path, {})[part[0]] = tensor
-        if any(len(pair) != 2 for pair in pairs.values()):
+        if not pairs or any(len(pair) != 2 for pair in pairs.values()):
             raise ValueError(f"{folder.name}: an adapted layer lacks its A or its B matrix")
         for path, pair in pairs.items():
             try:
@@ -92,8 +94,7 @@ class AdapterSlots:
         if len(set(slots)) == 1:
             self.single = slots[0]
         else:
-            device = next(iter(self._layers.values())).a.device
-            self.rows = torch.tensor(slots, device=device)
+            self.rows = torch.tensor(slots, device=self.model.device)
         try:
             yield
         finally:
@@ -112,6 +113,7 @@ class AdapterSlots:
         if path not in self._layers:
             layer = _Layer(self, self.model.get_submodule(path))
             layer.clear(max(self._slots.values(), default=0))  # as many slots as the others
+            layer.attach()
             self._layers[path] = layer
         return self._layers[path]
 
@@ -124,10 +126,14 @@ class _Layer:
         import torch
 
         self.slots = slots
+        self.module = module
         weight = module.weight
         self.a = torch.zeros(1, 0, module.in_features, dtype=weight.dtype, device=weight.device)
         self.b = torch.zeros(1, module.out_features, 0, dtype=weight.dtype, device=weight.device)
-        module.register_forward_hook(self._add)
+
+    def attach(self) -> None:
+        """From now on the layer's output gets its adapters' part (once its slots are made)."""
+        self.module.register_forward_hook(self._add)
 
     def put(self, slot: int, a: Any, b: Any) -> None:
         self.clear(slot, a.shape[0])
