@@ -2,8 +2,12 @@
 
 import asyncio
 import uuid
+from typing import Any
 
 import httpx
+import pytest
+from bishop_backend.infra import Infra
+from bishop_backend.services import orchestrator
 from bishop_contracts import events as ev
 from bishop_contracts.topics import Topic
 
@@ -66,6 +70,39 @@ async def test_an_event_delivered_twice_changes_state_once(
     assert len({e.event_id for e in dub_requests}) == 1
     reply = (await client.get(f"{msgs}/{reply_id}/response", headers=headers)).json()
     assert reply["text"] == "Здравствуйте"  # the legacy duplicate did not overwrite the reply
+
+
+async def test_twins_of_an_event_handled_at_once_run_its_handler_once(
+    client: httpx.AsyncClient, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three copies of a finished training handled at the same moment by one backend, as a
+    redelivery racing its original: the first records the event, and the others are refused
+    by that record before their handler runs."""
+    headers = await factories.user(client)
+    aid = (await factories.avatar(client, headers))["id"]
+    me = (await client.get("/users/me", headers=headers)).json()
+    run_id = await started_run(client, stack, headers, aid)
+    finished = ev.TrainFinished(
+        avatar_id=aid, run_id=run_id, adapter_url=f"users/{me['id']}/avatars/{aid}/adapters/1"
+    )
+    handler = orchestrator.DB_HANDLERS[ev.TrainFinished]
+    runs = 0
+
+    async def counted(*args: Any) -> None:
+        nonlocal runs
+        runs += 1
+        await asyncio.sleep(0.05)  # the twins arrive while it runs
+        await handler(*args)
+
+    monkeypatch.setitem(orchestrator.DB_HANDLERS, ev.TrainFinished, counted)
+    infra = Infra.from_settings(stack.settings)
+    try:
+        await asyncio.gather(*(orchestrator.Orchestrator(infra).handle(finished) for _ in range(3)))
+    finally:
+        await infra.close()
+    assert runs == 1
+    versions = (await client.get(f"/avatars/{aid}/versions", headers=headers)).json()
+    assert len(versions) == 1
 
 
 async def test_malformed_events_are_skipped_and_the_consumer_keeps_going(

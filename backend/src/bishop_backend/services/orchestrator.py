@@ -81,18 +81,19 @@ class Orchestrator:
     async def _once(self, event: ev.Event, handler: DbHandler) -> None:
         notes: Notes = []
         async with self.infra.sessions() as session:
-            if await session.get(ProcessedEvent, event.event_id) is not None:
+            # The event is recorded first, in the handler's transaction: a duplicate is refused
+            # by the key at once (one write instead of a read and a write), a twin being handled
+            # concurrently is waited for and then refused, and a handler that fails takes the
+            # record back with its own changes.
+            session.add(ProcessedEvent(event_id=event.event_id, event=event.event))
+            try:
+                await session.flush()
+            except IntegrityError:
                 log.info("duplicate %s %s ignored", event.event, event.event_id)
                 return
             await handler(self.infra, session, event, notes)
-            session.add(ProcessedEvent(event_id=event.event_id, event=event.event))
-            try:
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
-                if await session.get(ProcessedEvent, event.event_id) is not None:
-                    return  # the same event, handled concurrently, committed first
-                raise  # the handler's own rows were refused: poison, dead-lettered by the bus
+            # An IntegrityError now is the handler's own rows refused: poison, dead-lettered.
+            await session.commit()
             # Before the session is closed: closing it gives the loop away (SQLAlchemy shields
             # it in a task of its own), and the relay, woken by the commit, would take it
             # first; a reply's text then reached its stream 1.6 ms later than it could.
