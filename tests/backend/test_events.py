@@ -26,17 +26,25 @@ async def _pending_reply(
     return msgs, sent.json()["response_id"]
 
 
-async def test_an_event_delivered_twice_changes_state_once(
+async def _training_finished(
     client: httpx.AsyncClient, stack: Stack
-) -> None:
+) -> tuple[dict[str, str], str, ev.TrainFinished]:
+    """A new user's avatar with a training run started, and the event that finishes it."""
     headers = await factories.user(client)
     aid = (await factories.avatar(client, headers))["id"]
     me = (await client.get("/users/me", headers=headers)).json()
-
     run_id = await started_run(client, stack, headers, aid)
     finished = ev.TrainFinished(
         avatar_id=aid, run_id=run_id, adapter_url=f"users/{me['id']}/avatars/{aid}/adapters/1"
     )
+    return headers, aid, finished
+
+
+async def test_an_event_delivered_twice_changes_state_once(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    headers, aid, finished = await _training_finished(client, stack)
+
     await stack.probe.publish(Topic.TRAIN_STATUS, finished)
     await stack.probe.publish(Topic.TRAIN_STATUS, finished)
 
@@ -78,13 +86,7 @@ async def test_twins_of_an_event_handled_at_once_run_its_handler_once(
     """Three copies of a finished training handled at the same moment by one backend, as a
     redelivery racing its original: the first records the event, and the others are refused
     by that record before their handler runs."""
-    headers = await factories.user(client)
-    aid = (await factories.avatar(client, headers))["id"]
-    me = (await client.get("/users/me", headers=headers)).json()
-    run_id = await started_run(client, stack, headers, aid)
-    finished = ev.TrainFinished(
-        avatar_id=aid, run_id=run_id, adapter_url=f"users/{me['id']}/avatars/{aid}/adapters/1"
-    )
+    headers, aid, finished = await _training_finished(client, stack)
     handler = orchestrator.DB_HANDLERS[ev.TrainFinished]
     runs = 0
 
