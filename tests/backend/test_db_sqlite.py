@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 from bishop_backend.db import create_engine
-from sqlalchemy import event, text
+from sqlalchemy import column, event, select, table, text, update
 
 
 async def test_statements_run_on_the_event_loops_thread(tmp_path: Path) -> None:
@@ -71,3 +71,37 @@ async def test_a_connection_thrown_away_mid_transaction_gives_up_its_place(tmp_p
             assert (await conn.execute(text("SELECT body FROM note"))).scalars().all() == ["kept"]
     finally:
         await engine.dispose()
+
+
+async def test_a_read_led_by_a_common_table_expression_does_not_queue_behind_a_writer(
+    tmp_path: Path,
+) -> None:
+    """A chat's history is a `WITH … SELECT`: it reads while another transaction writes. A
+    `WITH` that leads an update still takes its place in the writers' queue."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bishop.db'}"
+    writer, reader = create_engine(url), create_engine(url)
+    note = table("note", column("id"), column("body"))
+    recent = select(note.c.id).where(note.c.id > 0).cte("recent")
+    try:
+        async with writer.begin() as conn:
+            await conn.execute(text("CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT)"))
+            await conn.execute(text("INSERT INTO note (body) VALUES ('first')"))
+        async with writer.begin() as conn:
+            await conn.execute(text("INSERT INTO note (body) VALUES ('second')"))
+            async with asyncio.timeout(2), reader.connect() as other:
+                ids = (await other.execute(select(recent.c.id))).scalars()
+                assert list(ids) == [1]  # read without waiting for the open write
+            updating = update(note).where(note.c.id.in_(select(recent.c.id))).values(body="x")
+
+            async def update_in_turn() -> None:
+                async with reader.begin() as other:
+                    await other.execute(updating)
+
+            waiting = asyncio.create_task(update_in_turn())
+            await asyncio.sleep(0.2)
+            assert not waiting.done()  # queued behind the open transaction
+        async with asyncio.timeout(5):
+            await waiting
+    finally:
+        await writer.dispose()
+        await reader.dispose()

@@ -64,7 +64,17 @@ BUSY_SECONDS = 2.0
 # How long a writer waits its turn in the queue before it gives up the same way.
 QUEUE_SECONDS = 30.0
 # Statements that write, or may: they take a place in the queue first.
-_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "WITH")
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER")
+
+
+def _writes(statement: str, context: Any) -> bool:
+    head = statement.lstrip().upper()
+    if head.startswith("WITH"):
+        # A common table expression leads a read (a chat's history) or a write: the compiled
+        # statement says which, so that a read does not queue behind the writers.
+        return bool(context is None or context.isinsert or context.isupdate or context.isdelete)
+    return head.startswith(_WRITES)
+
 
 # One queue of writers per database file and event loop, shared by every engine on the file.
 _writer_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
@@ -93,7 +103,7 @@ def _one_writer_at_a_time(engine: Engine, path: str) -> None:
 
     @event.listens_for(engine, "before_cursor_execute")
     def take(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        writes = statement.lstrip().upper().startswith(_WRITES)
+        writes = _writes(statement, context)
         if writes and key(conn.connection) not in writing:
             lock = _writer_lock(path)
             try:
