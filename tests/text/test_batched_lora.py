@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import torch
 from bishop_text.batched_lora import AdapterSlots
+from bishop_text.models import tiny_llama
 
 
 def _adapter(base: Path, folder: Path, seed: int, **config: Any) -> Path:
@@ -104,7 +105,7 @@ def test_the_least_recently_used_adapter_that_no_reply_uses_makes_room(
 def test_adapters_that_cannot_be_served_in_batches_are_refused(
     tiny_base: Path, tmp_path: Path
 ) -> None:
-    from transformers import AutoModelForCausalLM, LlamaConfig
+    from transformers import AutoTokenizer
 
     slots = AdapterSlots(_base(tiny_base), capacity=2)
     dora = _adapter(tiny_base, tmp_path / "dora", 1, r=4, target_modules=["q_proj"], use_dora=True)
@@ -120,16 +121,8 @@ def test_adapters_that_cannot_be_served_in_batches_are_refused(
     )
     with pytest.raises(ValueError, match="only plain LoRA"):
         slots.load("patterned", patterned, keep=set())
-    other = tmp_path / "other-base"
-    config = LlamaConfig(
-        vocab_size=100,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-    )
-    AutoModelForCausalLM.from_config(config).save_pretrained(other)
+    other = tmp_path / "other-base"  # the same layers, narrower
+    tiny_llama(AutoTokenizer.from_pretrained(tiny_base), hidden=32).save_pretrained(other)
     foreign = _adapter(other, tmp_path / "foreign", 1, r=4, target_modules=["q_proj"])
     with pytest.raises(ValueError, match="does not fit this base model"):
         slots.load("foreign", foreign, keep=set())
